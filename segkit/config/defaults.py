@@ -1,0 +1,177 @@
+"""Every option segkit reads, with its default and meaning: the one catalogue to look things up in.
+
+Component nodes (``MODEL.BACKBONE``, ``MODEL.DECODER``, ``DATA.DATASET``, ``SOLVER.OPTIMIZER``,
+``SOLVER.SCHEDULER``) and the items of component lists (``LOSS.TERMS``,
+``INPUT.TRAIN_TRANSFORMS``, ``INPUT.TEST_TRANSFORMS``, ``HOOKS``, ``CUSTOM_HOOKS``) hold a
+``NAME`` from a registry plus free keyword arguments for it, so a newly registered class needs
+no edit here. When a config changes a component node's NAME, the node is replaced rather than
+merged, so arguments meant for the old class never reach the new one.
+"""
+from yacs.config import CfgNode as CN
+
+_C = CN()
+
+# Bump when a key is renamed, so old configs can be upgraded instead of misread.
+_C.VERSION = 1
+
+# Python modules (dotted names or paths to .py files) imported before anything is built,
+# so classes they register can be named in this config.
+_C.CUSTOM_IMPORTS = []
+
+# Where the run writes its config dump, logs, TensorBoard events and checkpoints.
+_C.OUTPUT_DIR = "work_dirs/default"
+
+# Seed for python, numpy and torch (data order, augmentation, initialisation).
+_C.SEED = 42
+
+# Ask torch for deterministic kernels (slower; bit-identical runs on CPU).
+_C.DETERMINISTIC = False
+
+# "auto" picks cuda when available, else cpu; or name one ("cpu", "cuda", "cuda:1").
+_C.DEVICE = "auto"
+
+# ---------------------------------------------------------------------------- #
+# DATA
+# ---------------------------------------------------------------------------- #
+_C.DATA = CN()
+
+# Dataset root. For oxford_pet: the folder holding images/ and annotations/.
+_C.DATA.ROOT = ""
+
+# Which dataset class reads ROOT (a DATASETS registry name) and its own arguments.
+_C.DATA.DATASET = CN(new_allowed=True)
+_C.DATA.DATASET.NAME = "oxford_pet"
+# Oxford trimap value 3 (the pet's outline): "foreground" (the classic binary setup),
+# "background", or "ignore" (left out of loss and metrics).
+_C.DATA.DATASET.BOUNDARY = "foreground"
+# Fetch the dataset into ROOT when it is missing (needs internet; tests never do).
+_C.DATA.DATASET.DOWNLOAD = False
+
+# Fraction of the trainval list held out (seeded by SEED) as the validation split.
+_C.DATA.VAL_FRACTION = 0.1
+
+# Mask value meaning "not labelled": excluded from every loss and metric.
+_C.DATA.IGNORE_INDEX = 255
+
+# Data-loader worker processes; 0 loads in the main process.
+_C.DATA.NUM_WORKERS = 2
+
+# ---------------------------------------------------------------------------- #
+# INPUT: resizing, normalisation and augmentation
+# ---------------------------------------------------------------------------- #
+_C.INPUT = CN()
+
+# Images and masks are resized to SIZE x SIZE pixels before the network sees them.
+_C.INPUT.SIZE = 256
+
+# Per-channel mean and std (on a 0-1 scale) used to normalise images; ImageNet's by default.
+_C.INPUT.MEAN = [0.485, 0.456, 0.406]
+_C.INPUT.STD = [0.229, 0.224, 0.225]
+
+# Augmentations applied, in order, to training pairs after the resize and before
+# normalisation: a list of {NAME: <albumentations or segkit transform>, <kwarg>: value}.
+# Empty: no augmentation. configs/_base_/augment/lab.yaml holds the lab report's recipe.
+_C.INPUT.TRAIN_TRANSFORMS = []
+
+# The same for evaluation (validation and test); usually empty.
+_C.INPUT.TEST_TRANSFORMS = []
+
+# ---------------------------------------------------------------------------- #
+# MODEL
+# ---------------------------------------------------------------------------- #
+_C.MODEL = CN()
+
+# Output channels: 1 for binary segmentation (sigmoid + BCE), N > 1 for N classes (softmax).
+_C.MODEL.NUM_CLASSES = 1
+
+# Input image channels.
+_C.MODEL.IN_CHANNELS = 3
+
+# Encoder: a BACKBONES registry name ("unet", "resnet34", ...) and its arguments.
+_C.MODEL.BACKBONE = CN(new_allowed=True)
+_C.MODEL.BACKBONE.NAME = "unet"
+
+# Decoder: a DECODERS registry name ("unet", ...) and its arguments.
+_C.MODEL.DECODER = CN(new_allowed=True)
+_C.MODEL.DECODER.NAME = "unet"
+
+# Path of a checkpoint whose model weights initialise training (fine-tuning). Empty: none.
+_C.MODEL.WEIGHTS = ""
+
+# Store activations as NHWC (channels_last); faster convolutions on recent CPUs and GPUs.
+_C.MODEL.CHANNELS_LAST = False
+
+# ---------------------------------------------------------------------------- #
+# LOSS
+# ---------------------------------------------------------------------------- #
+_C.LOSS = CN()
+
+# Weighted sum of named terms: a list of {NAME: <LOSSES name>, WEIGHT: w, <kwarg>: value}.
+_C.LOSS.TERMS = [{"NAME": "bce", "WEIGHT": 1.0}]
+
+# ---------------------------------------------------------------------------- #
+# SOLVER
+# ---------------------------------------------------------------------------- #
+_C.SOLVER = CN()
+
+# Number of passes over the training split.
+_C.SOLVER.EPOCHS = 50
+
+# Images per optimisation step.
+_C.SOLVER.BATCH_SIZE = 8
+
+# Learning rate at the start of the schedule.
+_C.SOLVER.BASE_LR = 1e-4
+
+# L2 weight decay handed to the optimizer; 0 disables it.
+_C.SOLVER.WEIGHT_DECAY = 0.0
+
+# Optimizer: an OPTIMIZERS registry name ("adam", "adamw", "sgd") and its arguments.
+_C.SOLVER.OPTIMIZER = CN(new_allowed=True)
+_C.SOLVER.OPTIMIZER.NAME = "adam"
+
+# LR schedule, stepped once per epoch: "cosine", "plateau" or "none", and its arguments.
+_C.SOLVER.SCHEDULER = CN(new_allowed=True)
+_C.SOLVER.SCHEDULER.NAME = "cosine"
+
+# Mixed precision: autocast the forward pass to DTYPE ("bfloat16" or "float16").
+# On CPU, bfloat16 is fast where the processor has AMX / AVX512-BF16.
+_C.SOLVER.AMP = CN()
+_C.SOLVER.AMP.ENABLED = False
+_C.SOLVER.AMP.DTYPE = "bfloat16"
+
+# ---------------------------------------------------------------------------- #
+# TEST: evaluation after each epoch and in tools/test.py
+# ---------------------------------------------------------------------------- #
+_C.TEST = CN()
+
+# Images per evaluation batch.
+_C.TEST.BATCH_SIZE = 8
+
+# Probability above which a pixel counts as foreground (binary models).
+_C.TEST.THRESHOLD = 0.5
+
+# ---------------------------------------------------------------------------- #
+# HOOKS: everything the training loop does besides stepping the model
+# ---------------------------------------------------------------------------- #
+# The standard hooks, in the order they run at each hook point. Evaluation comes first so
+# the schedule, checkpointer and writers see this epoch's validation metrics; the
+# checkpointer comes before the writers so a failing writer cannot lose a checkpoint.
+# Remove one to switch it off.
+_C.HOOKS = [
+    {"NAME": "evaluation", "PERIOD": 1},
+    {"NAME": "lr_scheduler", "MONITOR": "val/loss"},
+    {"NAME": "checkpoint", "MONITOR": "val/dice", "MODE": "max"},
+    {"NAME": "json_logger"},
+    {"NAME": "text_logger"},
+    {"NAME": "tensorboard", "LOG_GRAPH": True, "MAX_IMAGES": 4},
+    {"NAME": "progress_bar"},
+]
+
+# Hooks of your own, run after the standard ones: {NAME: <HOOKS name>, <kwarg>: value}.
+_C.CUSTOM_HOOKS = []
+
+
+def get_default_config() -> CN:
+    """A fresh copy of the defaults; the module-level node is never handed out."""
+    return _C.clone()

@@ -1,0 +1,215 @@
+"""The Oxford-IIIT Pet dataset (Parkhi et al., CVPR 2012) read from its official layout.
+
+    <root>/images/<Name>.jpg
+    <root>/annotations/trimaps/<Name>.png      1 = pet, 2 = background, 3 = boundary
+    <root>/annotations/trainval.txt, test.txt  lines "Name CLASS-ID SPECIES BREED-ID"
+
+The official lists only have trainval and test, so the validation split is carved out of
+trainval by a seeded shuffle: the same seed always holds out the same images, whatever
+machine or worker count reads them.
+"""
+from __future__ import annotations
+
+import os
+import random
+from typing import Dict, List
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..registry import DATASETS
+
+__all__ = ["OxfordPet", "read_name_list", "load_rgb", "BOUNDARY_MODES", "TORCHVISION_FOLDER"]
+
+SPLITS = ("train", "val", "test")
+# Trimap value 3 (the pet's outline) is ambiguous; each mode decides what the network learns there.
+BOUNDARY_MODES = ("foreground", "background", "ignore")
+# torchvision's OxfordIIITPet downloads into <its root>/oxford-iiit-pet.
+TORCHVISION_FOLDER = "oxford-iiit-pet"
+
+_LAYOUT_HINT = ("expected the official Oxford-IIIT Pet layout: <root>/images/<Name>.jpg, "
+                "<root>/annotations/trimaps/<Name>.png and <root>/annotations/{trainval,test}.txt. "
+                "Point DATA.ROOT at that folder, or set DATA.DATASET.DOWNLOAD True to fetch it there")
+
+
+def read_name_list(path: str) -> List[str]:
+    """Image names of an Oxford list file: first token per line, comments and blanks skipped.
+
+    Duplicates are dropped (first occurrence kept) so a repeated line can never put one
+    image into both train and val.
+    """
+    names = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                names.append(line.split()[0])
+    return list(dict.fromkeys(names))
+
+
+def load_rgb(path: str) -> np.ndarray:
+    """HWC uint8 RGB pixels of any image file, whatever its real format or its extension says.
+
+    The Oxford set has GIFs and RGBA PNGs named .jpg, grayscale and CMYK JPEGs; PIL sniffs
+    the content, and ``convert`` maps them all to RGB. 16-bit images are scaled down rather
+    than clipped (PIL's own conversion would turn them nearly white). EXIF orientation is
+    deliberately not applied: the trimaps were drawn on the stored pixels.
+    """
+    try:
+        with Image.open(path) as img:
+            if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+                arr = np.asarray(img, dtype=np.float64)
+                scale = 257.0 if img.mode.startswith("I;16") or arr.max() > 255 else 1.0
+                img = Image.fromarray(np.clip(arr / scale, 0, 255).round().astype(np.uint8), mode="L")
+            return np.array(img.convert("RGB"), dtype=np.uint8)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Image file '{path}' does not exist; expected a readable image there") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise RuntimeError(f"Cannot read image '{path}' ({e}); expected a JPEG/PNG/GIF image file") from e
+
+
+@DATASETS.register(name="oxford_pet")
+class OxfordPet(torch.utils.data.Dataset):
+    """Oxford-IIIT Pet images with binary pet masks made from the trimaps.
+
+    Args:
+        root: folder holding ``images/`` and ``annotations/``; a folder holding torchvision's
+            ``oxford-iiit-pet/`` download is accepted too.
+        split: "train", "val" (both from trainval.txt) or "test" (test.txt).
+        ignore_index: mask value for pixels left out of loss and metrics (2..255).
+        val_fraction: share of trainval held out as val, chosen by ``random.Random(seed)``.
+        seed: seed of that choice.
+        boundary: what trimap value 3 becomes: "foreground" (1), "background" (0) or
+            "ignore" (``ignore_index``).
+        download: fetch the dataset with torchvision when ``root`` lacks it. Files land in
+            ``<root>/oxford-iiit-pet/`` (or in ``root`` itself when it is already named
+            ``oxford-iiit-pet``); both are found by later runs with the same DATA.ROOT.
+    """
+
+    def __init__(self, root: str, split: str, ignore_index: int = 255, val_fraction: float = 0.1,
+                 seed: int = 42, boundary: str = "foreground", download: bool = False):
+        if split not in SPLITS:
+            raise ValueError(f"{type(self).__name__}: split '{split}' is not one of {list(SPLITS)}")
+        if boundary not in BOUNDARY_MODES:
+            raise ValueError(f"{type(self).__name__}: boundary '{boundary}' is not one of "
+                             f"{list(BOUNDARY_MODES)} (DATA.DATASET.BOUNDARY)")
+        if not (isinstance(ignore_index, int) and 2 <= ignore_index <= 255):
+            raise ValueError(f"{type(self).__name__}: ignore_index {ignore_index!r} must be an int in "
+                             "2..255 (0 and 1 are the class labels; masks are uint8)")
+        if not 0.0 <= float(val_fraction) <= 1.0:
+            raise ValueError(f"{type(self).__name__}: val_fraction {val_fraction!r} must lie in [0, 1]")
+        self.split, self.ignore_index, self.boundary = split, ignore_index, boundary
+        self.val_fraction, self.seed = float(val_fraction), seed
+        self.root = self._find_root(str(root), download)
+        self.names: List[str] = self._split_names()
+        self._check_files()
+        self._lut = self._make_lut()
+
+    # ------------------------------------------------------------------ layout
+    @staticmethod
+    def _has_layout(path: str) -> bool:
+        return os.path.isdir(os.path.join(path, "images")) and os.path.isdir(os.path.join(path, "annotations"))
+
+    def _find_root(self, root: str, download: bool) -> str:
+        if not root:
+            raise FileNotFoundError(f"{type(self).__name__}: DATA.ROOT is empty; {_LAYOUT_HINT}.")
+        nested = os.path.join(root, TORCHVISION_FOLDER)
+        for candidate in (root, nested):
+            if self._has_layout(candidate):
+                return candidate
+        if download:
+            return self._download(root)
+        what = "does not exist" if not os.path.exists(root) else "lacks images/ or annotations/"
+        raise FileNotFoundError(f"{type(self).__name__}: dataset root '{root}' {what}; {_LAYOUT_HINT}.")
+
+    def _download(self, root: str) -> str:
+        """Fetch with torchvision, which always writes into ``<its root>/oxford-iiit-pet``."""
+        from torchvision.datasets import OxfordIIITPet
+
+        root = os.path.abspath(root)
+        if os.path.basename(root.rstrip(os.sep)) == TORCHVISION_FOLDER:
+            parent, target = os.path.dirname(root), root
+        else:
+            parent, target = root, os.path.join(root, TORCHVISION_FOLDER)
+        os.makedirs(parent, exist_ok=True)
+        OxfordIIITPet(root=parent, split="trainval", target_types="segmentation", download=True)
+        if not self._has_layout(target):
+            raise FileNotFoundError(f"{type(self).__name__}: download finished but '{target}' lacks "
+                                    f"images/ or annotations/; {_LAYOUT_HINT}.")
+        return target
+
+    def _split_names(self) -> List[str]:
+        list_name = "test.txt" if self.split == "test" else "trainval.txt"
+        path = os.path.join(self.root, "annotations", list_name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{type(self).__name__}: list file '{path}' does not exist; {_LAYOUT_HINT}.")
+        names = read_name_list(path)
+        if self.split == "test":
+            return names
+        shuffled = list(names)
+        random.Random(self.seed).shuffle(shuffled)
+        held_out = set(shuffled[:round(self.val_fraction * len(names))])
+        # Both splits keep the list file's order, so names read the same in logs and dumps.
+        return [n for n in names if (n in held_out) == (self.split == "val")]
+
+    def _check_files(self) -> None:
+        """Fail at build time, naming the files, rather than deep inside a loader worker."""
+        missing = [p for n in self.names for p in (self.image_path(n), self.trimap_path(n))
+                   if not os.path.exists(p)]
+        if missing:
+            shown = ", ".join(f"'{p}'" for p in missing[:5])
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise FileNotFoundError(
+                f"{type(self).__name__}: {len(missing)} file(s) listed for split '{self.split}' are missing: "
+                f"{shown}{more}; every name in the list needs images/<Name>.jpg and "
+                f"annotations/trimaps/<Name>.png under '{self.root}'.")
+
+    def _make_lut(self) -> np.ndarray:
+        """Trimap value → mask label; every value Oxford does not define becomes ignore."""
+        lut = np.full(256, self.ignore_index, dtype=np.uint8)
+        lut[1], lut[2] = 1, 0
+        lut[3] = {"foreground": 1, "background": 0, "ignore": self.ignore_index}[self.boundary]
+        return lut
+
+    # ------------------------------------------------------------------ items
+    def image_path(self, name: str) -> str:
+        return os.path.join(self.root, "images", f"{name}.jpg")
+
+    def trimap_path(self, name: str) -> str:
+        return os.path.join(self.root, "annotations", "trimaps", f"{name}.png")
+
+    def load_mask(self, name: str) -> np.ndarray:
+        path = self.trimap_path(name)
+        try:
+            with Image.open(path) as img:
+                trimap = np.array(img)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"Trimap '{path}' does not exist; expected a single-channel PNG "
+                                    "with 1 = pet, 2 = background, 3 = boundary") from None
+        except (UnidentifiedImageError, OSError) as e:
+            raise RuntimeError(f"Cannot read trimap '{path}' ({e}); expected a single-channel PNG") from e
+        if trimap.ndim != 2:
+            raise ValueError(f"Trimap '{path}' has shape {trimap.shape}; expected a single-channel "
+                             "image with 1 = pet, 2 = background, 3 = boundary")
+        if trimap.dtype == np.uint8:
+            return self._lut[trimap]
+        trimap = trimap.astype(np.int64)
+        inside = (trimap >= 0) & (trimap < 256)
+        return np.where(inside, self._lut[np.clip(trimap, 0, 255)], self.ignore_index).astype(np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> Dict[str, object]:
+        name = self.names[index]
+        image, mask = load_rgb(self.image_path(name)), self.load_mask(name)
+        if image.shape[:2] != mask.shape:
+            (ih, iw), (mh, mw) = image.shape[:2], mask.shape
+            raise ValueError(f"Image '{self.image_path(name)}' is {iw}x{ih} but trimap '{self.trimap_path(name)}' "
+                             f"is {mw}x{mh}; expected equal sizes")
+        return {"image": image, "mask": mask, "name": name}
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(root='{self.root}', split='{self.split}', {len(self)} images, "
+                f"boundary='{self.boundary}', ignore_index={self.ignore_index})")

@@ -1,0 +1,118 @@
+"""Human- and machine-readable run logs: a text log, a JSON-lines metrics file, a progress bar."""
+import datetime
+import json
+import logging
+import math
+import os
+import time
+
+from tqdm.auto import tqdm
+
+from ...registry import HOOKS
+from .base import HookBase
+
+logger = logging.getLogger("segkit")
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@HOOKS.register(name="text_logger")
+class TextLoggerHook(HookBase):
+    """Mirrors the ``segkit`` logger into ``OUTPUT_DIR/log.txt`` and logs one line per epoch
+    with every metric, the epoch's time, throughput and the estimated time left.
+    """
+
+    def __init__(self, filename: str = "log.txt"):
+        self.filename = filename
+        self._handler = None
+
+    def before_train(self) -> None:
+        t = self.trainer
+        self._handler = logging.FileHandler(os.path.join(t.output_dir, self.filename), encoding="utf-8")
+        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger("segkit").addHandler(self._handler)
+        logger.info("training %s for epochs %d..%d on %s; output in %s", dict(t.model_arch),
+                    t.start_epoch + 1, t.max_epochs, t.device, t.output_dir)
+        self._start = time.perf_counter()
+        self._start_epoch = t.start_epoch
+
+    def after_epoch(self) -> None:
+        t = self.trainer
+        done = t.epoch + 1 - self._start_epoch
+        per_epoch = (time.perf_counter() - self._start) / max(1, done)
+        eta = datetime.timedelta(seconds=round(per_epoch * (t.max_epochs - t.epoch - 1)))
+        metrics = "  ".join(f"{k} {_fmt(v)}" for k, v in t.epoch_metrics.items() if not k.endswith("_std"))
+        logger.info("epoch %d/%d  %s  eta %s", t.epoch + 1, t.max_epochs, metrics, eta)
+
+    def after_train(self) -> None:
+        if self._handler is not None:
+            logging.getLogger("segkit").removeHandler(self._handler)
+            self._handler.close()
+            self._handler = None
+
+
+@HOOKS.register(name="json_logger")
+class JSONLoggerHook(HookBase):
+    """Appends one JSON object per ``period`` steps and one per epoch to
+    ``OUTPUT_DIR/metrics.jsonl``, so results can be read without TensorBoard.
+    """
+
+    def __init__(self, filename: str = "metrics.jsonl", period: int = 20):
+        self.filename, self.period = filename, max(1, int(period))
+        self._file = None
+
+    def before_train(self) -> None:
+        self._file = open(os.path.join(self.trainer.output_dir, self.filename), "a", encoding="utf-8")
+
+    def _write(self, record: dict) -> None:
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+        self._file.write(json.dumps(clean) + "\n")
+        self._file.flush()
+
+    def after_step(self) -> None:
+        t = self.trainer
+        if (t.iter + 1) % self.period == 0:
+            out = t.step_outputs
+            self._write({"type": "step", "epoch": t.epoch + 1, "step": t.iter + 1, "loss": out["loss"],
+                         **{f"loss/{k}": v for k, v in out["terms"].items()},
+                         "lr": t.optimizer.param_groups[0]["lr"], "time": time.time()})
+
+    def after_epoch(self) -> None:
+        t = self.trainer
+        self._write({"type": "epoch", "epoch": t.epoch + 1, "step": t.iter, **t.epoch_metrics,
+                     "time": time.time()})
+
+    def after_train(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+@HOOKS.register(name="progress_bar")
+class ProgressBarHook(HookBase):
+    """A tqdm bar per epoch with the running loss and the epoch's ETA; silent when stderr is
+    not a terminal (``disable=None``), so CI logs stay readable.
+    """
+
+    def __init__(self, disable=None):
+        self.disable = disable
+        self._bar = None
+
+    def before_epoch(self) -> None:
+        t = self.trainer
+        self._bar = tqdm(total=len(t.train_loader), desc=f"epoch {t.epoch + 1}/{t.max_epochs}",
+                         unit="batch", leave=False, dynamic_ncols=True, disable=self.disable)
+
+    def after_step(self) -> None:
+        self._bar.update(1)
+        self._bar.set_postfix(loss=f"{self.trainer.step_outputs['loss']:.4f}", refresh=False)
+
+    def after_epoch(self) -> None:
+        self.after_train()
+
+    def after_train(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -1,0 +1,38 @@
+"""The trainable model: an encoder and a decoder behind one ``forward(image) -> logits``."""
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Segmentor"]
+
+
+class Segmentor(nn.Module):
+    """Encoder + decoder that accepts any input size and returns logits of that size.
+
+    Each down-sampling rounds odd sizes, after which skips and up-sampled maps disagree and
+    border pixels get lost. Zero-padding the bottom/right edges up to a multiple of the
+    encoder's output stride keeps every stage exact; the logits are cropped back after.
+    ``arch`` records the registry names the parts were built from (class names otherwise).
+    """
+
+    def __init__(self, backbone: nn.Module, decoder: nn.Module, arch: Optional[Dict[str, str]] = None):
+        super().__init__()
+        self.backbone = backbone
+        self.decoder = decoder
+        self.output_stride = int(getattr(backbone, "output_stride", None) or max(backbone.strides))
+        self._arch = dict(arch) if arch else {"backbone": type(backbone).__name__,
+                                              "decoder": type(decoder).__name__}
+
+    @property
+    def arch(self) -> Dict[str, str]:
+        return dict(self._arch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        pad_h, pad_w = -h % self.output_stride, -w % self.output_stride
+        if pad_h or pad_w:
+            x = F.pad(x, [0, pad_w, 0, pad_h])
+        logits = self.decoder(self.backbone(x))
+        return logits[..., :h, :w]
