@@ -23,6 +23,7 @@ setup(
         "yacs>=0.1.8",
         "tensorboard>=2.10",
         "numpy",
+        "opencv-python-headless",  # albumentations brings it; segkit imports cv2 directly too
         "pillow",
         "tqdm",
         "pyyaml",

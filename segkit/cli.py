@@ -1,4 +1,4 @@
-"""Command-line entry points: ``segkit train|test|list`` and the scripts in tools/ call these.
+"""Command-line entry points: ``segkit train|test|check-data|list``; the scripts in tools/ call these.
 
 Each command only parses arguments and hands a config to the library.
 """
@@ -50,15 +50,42 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     return p
 
 
+def _split_resume(argv: List[str]) -> tuple:
+    """Pull ``--resume [PATH]`` out of argv. PATH is optional, so the token after --resume is
+    taken as PATH only when it looks like one (an existing file or a .pth/.pt name) and not
+    like the first KEY of the overrides."""
+    argv = list(argv)
+    if "--resume" not in argv:
+        return argv, None
+    i = argv.index("--resume")
+    nxt = argv[i + 1] if i + 1 < len(argv) else None
+    if nxt is not None and (os.path.isfile(nxt) or nxt.endswith((".pth", ".pt"))):
+        return argv[:i] + argv[i + 2:], nxt
+    return argv[:i] + argv[i + 1:], ""
+
+
 @user_errors
 def train_main(argv: Optional[List[str]] = None) -> int:
+    argv, resume = _split_resume(sys.argv[1:] if argv is None else argv)
     p = _parser("segkit train", "Train a model from a config.")
     p.add_argument("opts", nargs=argparse.REMAINDER, help=_OPTS_HELP)
+    # Documented here for --help; _split_resume has already taken it out of argv.
+    p.add_argument("--resume", nargs="?", metavar="PATH",
+                   help="continue the run saved in PATH (default: OUTPUT_DIR/last.pth) with its optimizer, "
+                        "schedule, epoch and random state; MODEL.WEIGHTS PATH loads weights only")
     args = p.parse_args(argv)
     from .engine import Trainer, setup
 
     cfg = setup(args.config, args.opts, args.plugin, training=True)
-    Trainer(cfg).train()
+    if resume == "":
+        resume = os.path.join(cfg.OUTPUT_DIR, "last.pth")
+    trainer = Trainer(cfg, resume=resume)
+    trainer.train()
+    if trainer.interrupted:
+        cmd = " ".join(["python tools/train.py", args.config, "--resume", trainer.last_checkpoint or "", *args.opts])
+        print(f"segkit: stopped by {trainer.interrupted}; saved {trainer.last_checkpoint}. Resume with:\n  {cmd}",
+              file=sys.stderr)
+        return 130 if trainer.interrupted == "SIGINT" else 143
     return 0
 
 
@@ -86,6 +113,20 @@ def test_main(argv: Optional[List[str]] = None) -> int:
 
 
 @user_errors
+def check_data_main(argv: Optional[List[str]] = None) -> int:
+    p = _parser("segkit check-data", "Scan a config's dataset and report every bad file at once.")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help=_OPTS_HELP)
+    args = p.parse_args(argv)
+    from .data.check import check_data
+    from .engine import setup
+
+    cfg = setup(args.config, args.opts, args.plugin, training=False)
+    report = check_data(cfg)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+@user_errors
 def list_main(argv: Optional[List[str]] = None) -> int:
     from . import data, engine, losses, models, solver  # noqa: F401  (fill the registries)
     from .registry import ALL_REGISTRIES
@@ -103,7 +144,7 @@ def list_main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-_COMMANDS = {"train": train_main, "test": test_main, "list": list_main}
+_COMMANDS = {"train": train_main, "test": test_main, "check-data": check_data_main, "list": list_main}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

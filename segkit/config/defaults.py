@@ -56,6 +56,14 @@ _C.DATA.IGNORE_INDEX = 255
 # Data-loader worker processes; 0 loads in the main process.
 _C.DATA.NUM_WORKERS = 2
 
+# Scan the whole dataset before training starts and report every bad file at once
+# (``segkit check-data CONFIG`` runs the same scan on its own).
+_C.DATA.CHECK = True
+
+# What to do with the bad samples the scan finds: False stops with the list; True leaves them
+# out with a warning that names each one.
+_C.DATA.SKIP_BAD = False
+
 # ---------------------------------------------------------------------------- #
 # INPUT: resizing, normalisation and augmentation
 # ---------------------------------------------------------------------------- #
@@ -130,9 +138,32 @@ _C.SOLVER.WEIGHT_DECAY = 0.0
 _C.SOLVER.OPTIMIZER = CN(new_allowed=True)
 _C.SOLVER.OPTIMIZER.NAME = "adam"
 
-# LR schedule, stepped once per epoch: "cosine", "plateau" or "none", and its arguments.
+# Leave normalisation weights and biases out of weight decay (the usual choice for AdamW).
+_C.SOLVER.NO_DECAY_NORM_BIAS = False
+
+# LR schedule: a SCHEDULERS name ("cosine", "cosine_restarts", "plateau", "poly", "onecycle",
+# "none") and its arguments (see ``segkit list schedulers``).
 _C.SOLVER.SCHEDULER = CN(new_allowed=True)
 _C.SOLVER.SCHEDULER.NAME = "cosine"
+
+# Advance the schedule once per "epoch" or once per optimizer "step" (smoother, same shape).
+_C.SOLVER.SCHEDULE_UNIT = "epoch"
+
+# Linear warm-up in front of any schedule: epochs (fractions allowed) rising from
+# BASE_LR * WARMUP_FACTOR to BASE_LR. 0 disables it.
+_C.SOLVER.WARMUP_EPOCHS = 0.0
+_C.SOLVER.WARMUP_FACTOR = 0.001
+
+# Clip the global gradient norm to this value before each optimizer step; 0 disables it.
+_C.SOLVER.CLIP_GRAD_NORM = 0.0
+
+# Accumulate gradients over this many batches per optimizer step (effective batch =
+# BATCH_SIZE * ACCUM_STEPS); 1 steps after every batch.
+_C.SOLVER.ACCUM_STEPS = 1
+
+# On a NaN or infinite loss: "stop" (with the step and the last good checkpoint named) or
+# "skip" the batch with a warning. Checkpoints are never written from non-finite weights.
+_C.SOLVER.NONFINITE_LOSS = "stop"
 
 # Mixed precision: autocast the forward pass to DTYPE ("bfloat16" or "float16").
 # On CPU, bfloat16 is fast where the processor has AMX / AVX512-BF16.
@@ -158,11 +189,17 @@ _C.TEST.THRESHOLD = 0.5
 # the schedule, checkpointer and writers see this epoch's validation metrics; the
 # checkpointer comes before the writers so a failing writer cannot lose a checkpoint.
 # Remove one to switch it off.
+# The JSON log is written before the checkpoint, so a run killed in between logs that epoch
+# twice at worst, and the resumed run drops the extra lines; early stopping comes before the
+# checkpoint so its counters are saved with the epoch they belong to.
+# Early stopping is off while PATIENCE is 0. KEEP_LAST keeps that many epoch_NNNN.pth files
+# beside last.pth and best.pth (0: none).
 _C.HOOKS = [
     {"NAME": "evaluation", "PERIOD": 1},
-    {"NAME": "lr_scheduler", "MONITOR": "val/loss"},
-    {"NAME": "checkpoint", "MONITOR": "val/dice", "MODE": "max"},
-    {"NAME": "json_logger"},
+    {"NAME": "lr_scheduler"},
+    {"NAME": "json_logger", "PERIOD": 20},
+    {"NAME": "early_stopping", "MONITOR": "val/dice", "MODE": "max", "PATIENCE": 0, "MIN_DELTA": 0.0},
+    {"NAME": "checkpoint", "MONITOR": "val/dice", "MODE": "max", "KEEP_LAST": 0},
     {"NAME": "text_logger"},
     {"NAME": "tensorboard", "LOG_GRAPH": True, "MAX_IMAGES": 4},
     {"NAME": "progress_bar"},

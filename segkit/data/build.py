@@ -1,39 +1,115 @@
-"""The data entry points: config → dataset → transformed dataset → DataLoader."""
+"""The data entry points: config → dataset → transformed dataset → DataLoader, and the
+pre-flight scan that runs before training."""
 from __future__ import annotations
 
+import inspect
+import logging
 import random
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Set
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..registry import DATASETS
+from .check import DataError, check_data, item_key
+from .sampler import EpochSampler, sample_seed
 from .transforms import build_transforms
 
-__all__ = ["build_dataset", "build_dataloader", "TransformedDataset"]
+__all__ = ["build_dataset", "build_dataloader", "preflight", "DataError", "TransformedDataset"]
+
+logger = logging.getLogger("segkit")
 
 
-def build_dataset(cfg, split: str) -> Dataset:
-    """The raw dataset (uint8 HWC images, uint8 HW masks) of ``split`` named by DATA.DATASET."""
-    return DATASETS.build(cfg.DATA.DATASET, root=cfg.DATA.ROOT, split=split,
-                          ignore_index=cfg.DATA.IGNORE_INDEX, val_fraction=cfg.DATA.VAL_FRACTION,
-                          seed=cfg.SEED)
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` names keyword ``name``: user datasets need not know strict or exclude.
+
+    A bare ``**kwargs`` does not count: such a dataset might swallow ``exclude`` and keep
+    the bad samples, so it is filtered here instead.
+    """
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def build_dataset(cfg, split: str, strict: bool = True, exclude: Iterable[str] = ()) -> Dataset:
+    """The raw dataset (uint8 HWC images, uint8 HW masks) of ``split`` named by DATA.DATASET.
+
+    ``strict=False`` asks the dataset to build despite missing files (for the data check);
+    ``exclude`` names samples to leave out (what ``preflight`` found bad). Both reach the
+    dataset only if its class takes them. A dataset without ``exclude`` is filtered here by
+    index, using the ``split#index`` ids the check gives such datasets.
+    """
+    cls = DATASETS.get(cfg.DATA.DATASET.NAME)
+    exclude = set(exclude)
+    extra: Dict[str, Any] = {}
+    if _accepts(cls, "strict"):
+        extra["strict"] = strict
+    if exclude and _accepts(cls, "exclude"):
+        extra["exclude"] = sorted(exclude)
+    dataset = DATASETS.build(cfg.DATA.DATASET, root=cfg.DATA.ROOT, split=split,
+                             ignore_index=cfg.DATA.IGNORE_INDEX, val_fraction=cfg.DATA.VAL_FRACTION,
+                             seed=cfg.SEED, **extra)
+    if exclude and "exclude" not in extra:
+        keep = [i for i in range(len(dataset)) if item_key(split, i) not in exclude]
+        if len(keep) < len(dataset):
+            dataset = torch.utils.data.Subset(dataset, keep)
+    return dataset
+
+
+_SKIP_HINT = "set DATA.SKIP_BAD True to train without them, or DATA.CHECK False to skip this scan"
+
+
+def preflight(cfg, splits: Sequence[str] = ("train", "val", "test")) -> Set[str]:
+    """Scan the data before training (DATA.CHECK) and return the names of samples to skip.
+
+    Bad samples stop the run with a DataError listing every one, unless DATA.SKIP_BAD is
+    True: then each is named in a warning on the "segkit" logger and returned, for
+    ``build_dataloader(..., exclude=...)``. Problems of a whole split (a missing list, an
+    empty split) always stop the run, since skipping samples cannot fix them; pass
+    ``splits`` to scan only the splits the run reads.
+    """
+    if not cfg.DATA.CHECK:
+        return set()
+    report = check_data(cfg, splits)
+    if report.ok:
+        if report.notes:
+            logger.info("%s", report.format())
+        return set()
+    if report.split_problems:
+        hint = ("DATA.SKIP_BAD cannot help with problems of a whole split; fix them, or set DATA.CHECK "
+                "False to skip this scan" if cfg.DATA.SKIP_BAD else _SKIP_HINT)
+        raise DataError(f"{report.format()}\n{hint}")
+    if not cfg.DATA.SKIP_BAD:
+        raise DataError(f"{report.format()}\n{_SKIP_HINT}")
+    bad = report.bad_names
+    logger.warning("DATA.SKIP_BAD is True: training without %d bad sample(s): %s\n%s",
+                   len(bad), ", ".join(sorted(bad)), report.format())
+    return bad
 
 
 class TransformedDataset(Dataset):
     """Applies an albumentations pipeline ending in ToTensorV2; yields what the model eats.
 
     Items: image float32 CHW tensor, mask int64 HW tensor (losses index with it), name str.
+    A key ``(epoch, index)`` (from :class:`EpochSampler`) seeds the augmentation from
+    (``seed``, epoch, index), so a sample is augmented the same way whichever worker loads it
+    and whether or not the run was resumed; a plain index uses the pipeline's own stream.
     """
 
-    def __init__(self, dataset: Dataset, transform: Callable[..., Dict[str, Any]]):
-        self.dataset, self.transform = dataset, transform
+    def __init__(self, dataset: Dataset, transform: Callable[..., Dict[str, Any]], seed: int = 0):
+        self.dataset, self.transform, self.seed = dataset, transform, int(seed)
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> Dict[str, Any]:
+    def __getitem__(self, key) -> Dict[str, Any]:
+        if isinstance(key, tuple):
+            epoch, index = key
+            self.reseed(sample_seed(self.seed, epoch, index))
+        else:
+            index = key
         item = self.dataset[index]
         out = self.transform(image=item["image"], mask=item["mask"])
         image, mask = out["image"], out["mask"]
@@ -58,6 +134,12 @@ def seed_worker(worker_id: int) -> None:
 
     torch gives each worker ``base_seed + worker_id`` where base_seed comes from the loader's
     seeded generator, so streams differ between workers and epochs yet repeat run to run.
+
+    OpenCV's thread count is deliberately left alone here: calling ``cv2.setNumThreads`` in a
+    forked worker hangs forever (pthread_cond_destroy on a condition variable copied from
+    the parent) whenever the parent process had already started OpenCV's thread pool, e.g.
+    by resizing in a NUM_WORKERS=0 loader earlier. (A child forked from such a parent runs
+    OpenCV on one thread anyway; otherwise it may start a small pool of its own.)
     """
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
@@ -67,15 +149,16 @@ def seed_worker(worker_id: int) -> None:
         info.dataset.reseed(seed)
 
 
-def build_dataloader(cfg, split: str, shuffle: Optional[bool] = None) -> DataLoader:
+def build_dataloader(cfg, split: str, shuffle: Optional[bool] = None, exclude: Iterable[str] = ()) -> DataLoader:
     """A DataLoader over ``split``, augmented only for "train".
 
     Train batches have SOLVER.BATCH_SIZE and drop an incomplete last batch when there is
     more than one batch (a batch of one breaks BatchNorm); val/test use TEST.BATCH_SIZE and
-    keep every image. ``shuffle`` defaults to True for train only.
+    keep every image. ``shuffle`` defaults to True for train only. ``exclude`` names samples
+    to leave out (``preflight``'s result).
     """
     train = split == "train"
-    dataset = build_dataset(cfg, split)
+    dataset = build_dataset(cfg, split, exclude=exclude)
     if len(dataset) == 0:
         hint = (f" (DATA.VAL_FRACTION={cfg.DATA.VAL_FRACTION} holds out nothing; skip validation "
                 "or raise it)" if split == "val" else "")
@@ -83,10 +166,13 @@ def build_dataloader(cfg, split: str, shuffle: Optional[bool] = None) -> DataLoa
                          f"DATA.ROOT '{cfg.DATA.ROOT}' has no images{hint}")
     batch_size = int(cfg.SOLVER.BATCH_SIZE if train else cfg.TEST.BATCH_SIZE)
     workers = int(cfg.DATA.NUM_WORKERS)
+    shuffle = train if shuffle is None else shuffle
     return DataLoader(
-        TransformedDataset(dataset, build_transforms(cfg, train=train)),
+        TransformedDataset(dataset, build_transforms(cfg, train=train), seed=cfg.SEED),
         batch_size=batch_size,
-        shuffle=train if shuffle is None else shuffle,
+        # The trainer calls sampler.set_epoch(epoch) so order and augmentation depend on the epoch.
+        sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=cfg.SEED) if train else None,
+        shuffle=None if train else shuffle,
         drop_last=train and len(dataset) > batch_size,
         num_workers=workers,
         persistent_workers=workers > 0,

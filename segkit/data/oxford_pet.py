@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Dict, List
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..registry import DATASETS
+from .check import WORKERS, Problem
 
 __all__ = ["OxfordPet", "read_name_list", "load_rgb", "BOUNDARY_MODES", "TORCHVISION_FOLDER"]
 
@@ -27,6 +29,10 @@ SPLITS = ("train", "val", "test")
 BOUNDARY_MODES = ("foreground", "background", "ignore")
 # torchvision's OxfordIIITPet downloads into <its root>/oxford-iiit-pet.
 TORCHVISION_FOLDER = "oxford-iiit-pet"
+TRIMAP_VALUES = (1, 2, 3)
+# How many missing files a strict construction error names before "… and N more".
+_MAX_LISTED = 20
+_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 
 _LAYOUT_HINT = ("expected the official Oxford-IIIT Pet layout: <root>/images/<Name>.jpg, "
                 "<root>/annotations/trimaps/<Name>.png and <root>/annotations/{trainval,test}.txt. "
@@ -85,10 +91,15 @@ class OxfordPet(torch.utils.data.Dataset):
         download: fetch the dataset with torchvision when ``root`` lacks it. Files land in
             ``<root>/oxford-iiit-pet/`` (or in ``root`` itself when it is already named
             ``oxford-iiit-pet``); both are found by later runs with the same DATA.ROOT.
+        strict: fail at construction, naming every missing file (and a missing list file).
+            False builds anyway, so ``find_problems`` can report everything in one scan.
+        exclude: names to leave out (the bad samples DATA.SKIP_BAD skips). Applied after the
+            train/val split is drawn, so skipping a sample never moves others between splits.
     """
 
     def __init__(self, root: str, split: str, ignore_index: int = 255, val_fraction: float = 0.1,
-                 seed: int = 42, boundary: str = "foreground", download: bool = False):
+                 seed: int = 42, boundary: str = "foreground", download: bool = False,
+                 strict: bool = True, exclude: Iterable[str] = ()):
         if split not in SPLITS:
             raise ValueError(f"{type(self).__name__}: split '{split}' is not one of {list(SPLITS)}")
         if boundary not in BOUNDARY_MODES:
@@ -100,10 +111,14 @@ class OxfordPet(torch.utils.data.Dataset):
         if not 0.0 <= float(val_fraction) <= 1.0:
             raise ValueError(f"{type(self).__name__}: val_fraction {val_fraction!r} must lie in [0, 1]")
         self.split, self.ignore_index, self.boundary = split, ignore_index, boundary
-        self.val_fraction, self.seed = float(val_fraction), seed
+        self.val_fraction, self.seed, self.strict = float(val_fraction), seed, strict
         self.root = self._find_root(str(root), download)
-        self.names: List[str] = self._split_names()
-        self._check_files()
+        self.list_path = os.path.join(self.root, "annotations", "test.txt" if split == "test" else "trainval.txt")
+        self._list_problem: Optional[Problem] = None
+        dropped = set(exclude)
+        self.names: List[str] = [n for n in self._split_names() if n not in dropped]
+        if strict:
+            self._check_files()
         self._lut = self._make_lut()
 
     # ------------------------------------------------------------------ layout
@@ -140,11 +155,28 @@ class OxfordPet(torch.utils.data.Dataset):
         return target
 
     def _split_names(self) -> List[str]:
-        list_name = "test.txt" if self.split == "test" else "trainval.txt"
-        path = os.path.join(self.root, "annotations", list_name)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{type(self).__name__}: list file '{path}' does not exist; {_LAYOUT_HINT}.")
-        names = read_name_list(path)
+        """This split's names. An absent or unreadable list raises when strict; otherwise it is
+        kept as a Problem for ``find_problems`` and the split is empty."""
+        path, cls = self.list_path, type(self).__name__
+        try:
+            names = read_name_list(path)
+        except FileNotFoundError:
+            found, error = "does not exist", FileNotFoundError(
+                f"{cls}: list file '{path}' does not exist; {_LAYOUT_HINT}.")
+        except (OSError, UnicodeDecodeError) as e:
+            found, error = f"cannot be read ({e})", ValueError(
+                f"{cls}: cannot read list file '{path}' ({e}); expected UTF-8 text with one "
+                "'Name CLASS-ID SPECIES BREED-ID' line per image")
+        else:
+            return self._select(names)
+        if self.strict:
+            raise error
+        self._list_problem = Problem(path, found, "a text file listing this split's images (Oxford layout)",
+                                     role="split list", kind="split")
+        return []
+
+    def _select(self, names: List[str]) -> List[str]:
+        """This split's share of a list file: test is all of it, train and val divide trainval."""
         if self.split == "test":
             return names
         shuffled = list(names)
@@ -154,16 +186,17 @@ class OxfordPet(torch.utils.data.Dataset):
         return [n for n in names if (n in held_out) == (self.split == "val")]
 
     def _check_files(self) -> None:
-        """Fail at build time, naming the files, rather than deep inside a loader worker."""
+        """Fail at build time, naming every missing file, rather than deep inside a loader worker."""
         missing = [p for n in self.names for p in (self.image_path(n), self.trimap_path(n))
                    if not os.path.exists(p)]
         if missing:
-            shown = ", ".join(f"'{p}'" for p in missing[:5])
-            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            shown = "".join(f"\n  {p}" for p in missing[:_MAX_LISTED])
+            more = f"\n  … and {len(missing) - _MAX_LISTED} more" if len(missing) > _MAX_LISTED else ""
             raise FileNotFoundError(
-                f"{type(self).__name__}: {len(missing)} file(s) listed for split '{self.split}' are missing: "
-                f"{shown}{more}; every name in the list needs images/<Name>.jpg and "
-                f"annotations/trimaps/<Name>.png under '{self.root}'.")
+                f"{type(self).__name__}: {len(missing)} file(s) listed for split '{self.split}' in "
+                f"'{self.list_path}' are missing:{shown}{more}\nEvery name in the list needs images/<Name>.jpg "
+                f"and annotations/trimaps/<Name>.png under '{self.root}'. `segkit check-data` reports all "
+                "bad files; DATA.SKIP_BAD True trains without them.")
 
     def _make_lut(self) -> np.ndarray:
         """Trimap value → mask label; every value Oxford does not define becomes ignore."""
@@ -179,16 +212,20 @@ class OxfordPet(torch.utils.data.Dataset):
     def trimap_path(self, name: str) -> str:
         return os.path.join(self.root, "annotations", "trimaps", f"{name}.png")
 
-    def load_mask(self, name: str) -> np.ndarray:
+    def read_trimap(self, name: str) -> np.ndarray:
+        """The trimap's raw pixel values, fully decoded (``load_mask`` and the check share this)."""
         path = self.trimap_path(name)
         try:
             with Image.open(path) as img:
-                trimap = np.array(img)
+                return np.array(img)
         except FileNotFoundError:
             raise FileNotFoundError(f"Trimap '{path}' does not exist; expected a single-channel PNG "
                                     "with 1 = pet, 2 = background, 3 = boundary") from None
-        except (UnidentifiedImageError, OSError) as e:
+        except (UnidentifiedImageError, OSError, ValueError) as e:
             raise RuntimeError(f"Cannot read trimap '{path}' ({e}); expected a single-channel PNG") from e
+
+    def load_mask(self, name: str) -> np.ndarray:
+        path, trimap = self.trimap_path(name), self.read_trimap(name)
         if trimap.ndim != 2:
             raise ValueError(f"Trimap '{path}' has shape {trimap.shape}; expected a single-channel "
                              "image with 1 = pet, 2 = background, 3 = boundary")
@@ -210,6 +247,84 @@ class OxfordPet(torch.utils.data.Dataset):
                              f"is {mw}x{mh}; expected equal sizes")
         return {"image": image, "mask": mask, "name": name}
 
+    # ------------------------------------------------------------------ checking
+    def find_problems(self, workers: int = WORKERS) -> List[Problem]:
+        """Every problem with this split, found by fully decoding each listed image and trimap.
+
+        Uses the loaders ``__getitem__`` uses, so a sample that passes here also loads in
+        training. Problems come in list order; nothing is raised for bad data.
+        """
+        head = [self._list_problem] if self._list_problem else []
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            per_name = list(pool.map(self._sample_problems, self.names))
+        return head + [p for problems in per_name for p in problems]
+
+    def _sample_problems(self, name: str) -> List[Problem]:
+        listed = f"{os.path.basename(self.list_path)} lists '{name}'"
+        image, problems = _probe(self.image_path(name), load_rgb, name, "image",
+                                 "a JPEG, PNG or GIF image", listed)
+        trimap, more = _probe(self.trimap_path(name), lambda p: self.read_trimap(name), name, "trimap",
+                              "a single-channel PNG trimap", listed)
+        problems += more
+        if trimap is None:
+            return problems
+        path = self.trimap_path(name)
+        if trimap.ndim != 2:
+            return problems + [Problem(path, f"has shape {trimap.shape}", "a single-channel image (H x W)",
+                                       name, "trimap", "channels")]
+        values = np.unique(trimap).tolist()
+        if not set(values) <= set(TRIMAP_VALUES):
+            shown = ", ".join(map(str, values[:12])) + (", …" if len(values) > 12 else "")
+            problems.append(Problem(path, f"values {{{shown}}} outside {{1, 2, 3}}",
+                                    "only 1 = pet, 2 = background, 3 = boundary", name, "trimap", "values"))
+        if image is not None and image.shape[:2] != trimap.shape:
+            (ih, iw), (th, tw) = image.shape[:2], trimap.shape
+            problems.append(Problem(path, f"is {tw}x{th} pixels",
+                                    f"{iw}x{ih}, the size of its image images/{name}.jpg",
+                                    name, "trimap", "size"))
+        return problems
+
+    def find_notes(self) -> List[str]:
+        """Harmless oddities of the folder: files in images/ that nothing reads.
+
+        The full Oxford download has a few .mat files in images/ that no list names; they are
+        ignored rather than reported as errors.
+        """
+        image_dir = os.path.join(self.root, "images")
+        try:
+            files = sorted(f for f in os.listdir(image_dir) if os.path.isfile(os.path.join(image_dir, f)))
+        except OSError:
+            return []
+        listed = set()
+        for list_name in ("trainval.txt", "test.txt"):
+            try:
+                listed.update(read_name_list(os.path.join(self.root, "annotations", list_name)))
+            except (OSError, UnicodeDecodeError):
+                pass
+        notes = [f"images/{f}: {'not an image' if not f.lower().endswith(_IMAGE_EXTENSIONS) else 'not a .jpg'}"
+                 "; ignored (only images/<Name>.jpg of listed names are read)"
+                 for f in files if not f.endswith(".jpg")]
+        unlisted = [f for f in files if f.endswith(".jpg") and f[:-4] not in listed]
+        if unlisted:
+            examples = ", ".join(unlisted[:3]) + (", …" if len(unlisted) > 3 else "")
+            notes.append(f"images/: {len(unlisted)} image(s) in no split list ({examples}); ignored")
+        return notes
+
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(root='{self.root}', split='{self.split}', {len(self)} images, "
                 f"boundary='{self.boundary}', ignore_index={self.ignore_index})")
+
+
+def _probe(path: str, read: Callable[[str], np.ndarray], name: str, role: str, expected: str,
+           listed: str) -> Tuple[Optional[np.ndarray], List[Problem]]:
+    """Decode one file; return its pixels, or None plus the Problem saying why not."""
+    if not os.path.exists(path):
+        return None, [Problem(path, "does not exist", f"{expected} there, since {listed}", name, role, "missing")]
+    if os.path.getsize(path) == 0:
+        return None, [Problem(path, "is empty (0 bytes)", expected, name, role, "empty")]
+    try:
+        return read(path), []
+    except Exception as e:  # noqa: BLE001  the check reports whatever training would trip over
+        cause = e.__cause__ or e
+        return None, [Problem(path, f"cannot be decoded ({cause})", f"{expected}, complete and readable",
+                              name, role, "unreadable")]

@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Iterable, Tuple
 
 import cv2
 import numpy as np
@@ -204,13 +204,14 @@ class SyntheticPets(OxfordPet):
 
     ``seed`` chooses the train/val split like OxfordPet's; ``data_seed`` chooses the pictures.
     ``download`` is accepted so a DATA.DATASET node written for oxford_pet still builds;
-    nothing is ever downloaded.
+    nothing is ever downloaded. ``strict`` and ``exclude`` work as in OxfordPet.
     """
 
     def __init__(self, root: str, split: str, ignore_index: int = 255, val_fraction: float = 0.1,
                  seed: int = 42, boundary: str = "foreground", num_trainval: int = 48, num_test: int = 16,
-                 image_size: int = 160, data_seed: int = 0, download: bool = False):
+                 image_size: int = 160, data_seed: int = 0, download: bool = False, strict: bool = True,
+                 exclude: Iterable[str] = ()):
         root = generate_synthetic_pets(root or DEFAULT_SYNTHETIC_ROOT, num_trainval=num_trainval,
                                        num_test=num_test, image_size=image_size, seed=data_seed)
         super().__init__(root, split, ignore_index=ignore_index, val_fraction=val_fraction,
-                         seed=seed, boundary=boundary, download=False)
+                         seed=seed, boundary=boundary, download=False, strict=strict, exclude=exclude)

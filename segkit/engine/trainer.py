@@ -5,21 +5,29 @@ schedules, checkpoints and logs are hooks (``segkit/engine/hooks``), listed in `
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+import signal
+import threading
 import time
-from typing import Dict, List
+from collections import Counter
+from typing import Dict, List, Optional
 
 import torch
 
 from ..data import build_dataloader
+from ..data.build import preflight
 from ..losses import build_loss
 from ..metrics import dice_per_image, predict_labels
 from ..models import build_model
 from ..solver import build_optimizer, build_scheduler
-from .checkpoint import load_model_weights
+from .checkpoint import load_checkpoint, load_model_weights
 from .evaluator import Evaluator
 from .hooks import HookBase, build_hooks
+from .launch import seed_everything
 from .precision import amp_dtype, autocast_context, resolve_device
+from .rng import get_rng_state, set_rng_state
 
 __all__ = ["Trainer", "build_evaluator", "prepare_model", "evaluate_checkpoint"]
 
@@ -46,37 +54,63 @@ def prepare_model(cfg, device: torch.device, weights: str = None) -> torch.nn.Mo
     return model
 
 
+def _hook_keys(hooks: List[HookBase]) -> List[str]:
+    """Stable names for hook states in checkpoints: class name, numbered when repeated."""
+    seen: Counter = Counter()
+    keys = []
+    for h in hooks:
+        name = type(h).__name__
+        seen[name] += 1
+        keys.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return keys
+
+
 class Trainer:
     """Everything one run needs, built from ``cfg``; ``train()`` runs it.
 
-    Hooks read these attributes: ``cfg, model, optimizer, scheduler, loss_fn, evaluator,
-    train_loader, val_loader, device, output_dir, epoch, start_epoch, max_epochs, iter,
-    step_outputs`` (this step's loss and terms) and ``epoch_metrics`` (this epoch's numbers).
+    Hooks read these attributes: ``cfg, model, optimizer, schedule, loss_fn, evaluator,
+    train_loader, val_loader, device, output_dir, epoch, start_epoch, max_epochs, iter``
+    (batches so far), ``num_updates`` (optimizer steps so far), ``step_in_epoch``,
+    ``step_outputs`` (this batch's numbers) and ``epoch_metrics`` (this epoch's numbers).
+    A hook ends training early by setting ``stop_reason``; a SIGINT/SIGTERM sets
+    ``interrupted`` and the run stops after the current optimizer step (``in_epoch`` then
+    tells whether it stopped part-way through an epoch); ``failed`` marks an exception.
     """
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, resume: Optional[str] = None):
         self.cfg = cfg
         self.output_dir = cfg.OUTPUT_DIR
         self.device = resolve_device(cfg.DEVICE)
+        seed_everything(cfg.SEED, cfg.DETERMINISTIC)  # before anything draws random numbers
         self.model = prepare_model(cfg, self.device)
         self.model_arch = getattr(self.model, "arch", {})
         self.loss_fn = build_loss(cfg)
-        self.optimizer = build_optimizer(cfg, self.model)
-        self.scheduler = build_scheduler(cfg, self.optimizer)
-        self.train_loader = build_dataloader(cfg, "train")
-        self.val_loader = build_dataloader(cfg, "val") if cfg.DATA.VAL_FRACTION > 0 else None
+        bad = preflight(cfg)
+        self.train_loader = build_dataloader(cfg, "train", exclude=bad)
+        self.val_loader = build_dataloader(cfg, "val", exclude=bad) if cfg.DATA.VAL_FRACTION > 0 else None
         self.evaluator = build_evaluator(cfg, self.loss_fn)
+        self.accum_steps = max(1, int(cfg.SOLVER.ACCUM_STEPS))
+        self.optimizer = build_optimizer(cfg, self.model)
+        self.schedule = build_scheduler(cfg, self.optimizer,
+                                        steps_per_epoch=math.ceil(len(self.train_loader) / self.accum_steps))
         self.amp_dtype = amp_dtype(cfg)
         # GradScaler guards fp16 gradients from underflow; bf16 has fp32's range and needs none.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16
                                            and self.device.type == "cuda")
         self.start_epoch, self.max_epochs = 0, cfg.SOLVER.EPOCHS
-        self.epoch, self.iter = 0, 0
+        self.epoch = self.iter = self.num_updates = self.step_in_epoch = self.epoch_batches = 0
+        self.in_epoch = self.failed = False
         self.step_outputs: Dict = {}
         self.epoch_metrics: Dict = {}
         self.val_first_batch = None
+        self.stop_reason: Optional[str] = None
+        self.interrupted: Optional[str] = None
+        self.last_checkpoint: Optional[str] = None
         self.hooks: List[HookBase] = build_hooks(list(cfg.HOOKS) + list(cfg.CUSTOM_HOOKS), self)
+        if resume:
+            self.resume(resume)
 
+    # ------------------------------------------------------------------ loop
     def call_hooks(self, point: str) -> None:
         for hook in self.hooks:
             getattr(hook, point)()
@@ -85,12 +119,22 @@ class Trainer:
         """Run epochs ``start_epoch..max_epochs-1``; returns the last epoch's metrics."""
         self.call_hooks("before_train")
         try:
-            for self.epoch in range(self.start_epoch, self.max_epochs):
-                self.epoch_metrics = {}
-                self.call_hooks("before_epoch")
-                self.train_one_epoch()
-                self.call_hooks("after_epoch")
+            with self._stop_on_signals():
+                for self.epoch in range(self.start_epoch, self.max_epochs):
+                    self.epoch_metrics = {}
+                    self.call_hooks("before_epoch")
+                    self.train_one_epoch()
+                    if self.interrupted:
+                        break
+                    self.call_hooks("after_epoch")
+                    self.step_in_epoch = 0
+                    if self.interrupted:
+                        break
+                    if self.stop_reason:
+                        logger.info("stopping after epoch %d: %s", self.epoch + 1, self.stop_reason)
+                        break
         except Exception:
+            self.failed = True
             logger.exception("training stopped by an exception at epoch %d, step %d", self.epoch + 1, self.iter)
             raise
         finally:
@@ -98,25 +142,37 @@ class Trainer:
         return self.epoch_metrics
 
     def train_one_epoch(self) -> None:
+        """Run the epoch's batches; ``in_epoch`` stays True if a signal stops it part-way."""
+        self.in_epoch = True
         self.model.train()
+        sampler = getattr(self.train_loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(self.epoch, start=self.step_in_epoch * self.train_loader.batch_size)
+        self.epoch_batches = self.step_in_epoch + len(self.train_loader)
         start, n_images, loss_sum, dices = time.perf_counter(), 0, 0.0, []
         for batch in self.train_loader:
             self.run_step(batch)
-            self.call_hooks("after_step")
             self.iter += 1
-            n = self.step_outputs["batch_size"]
-            n_images += n
-            loss_sum += self.step_outputs["loss"] * n
-            dices.append(self.step_outputs["dice"])
+            self.step_in_epoch += 1
+            out = self.step_outputs
+            if not out["skipped"]:
+                n_images += out["batch_size"]
+                loss_sum += out["loss"] * out["batch_size"]
+                dices.append(out["dice"])
+            self.call_hooks("after_step")
+            if self.interrupted and out["stepped"]:
+                return
+        self.in_epoch = False
         seconds = time.perf_counter() - start
         self.epoch_metrics.update({
-            "train/loss": loss_sum / max(1, n_images),
+            "train/loss": loss_sum / n_images if n_images else float("nan"),
             "train/dice": float(torch.cat(dices).mean()) if dices else float("nan"),
             "train/img_per_s": n_images / max(seconds, 1e-9),
             "time/epoch_s": seconds,
         })
 
     def run_step(self, batch: Dict) -> None:
+        """Forward, loss, backward; an optimizer step every ACCUM_STEPS batches."""
         images = batch["image"].to(self.device, non_blocking=True)
         masks = batch["mask"].to(self.device, non_blocking=True)
         if self.cfg.MODEL.CHANNELS_LAST:
@@ -124,25 +180,100 @@ class Trainer:
         with autocast_context(self.device, self.amp_dtype):
             logits = self.model(images)
         loss, terms = self.loss_fn(logits.float(), masks)
+        last_in_epoch = self.step_in_epoch + 1 == self.epoch_batches
+        boundary = (self.step_in_epoch + 1) % self.accum_steps == 0 or last_in_epoch
+        self.step_outputs = {"loss": float(loss.detach()), "terms": terms, "batch_size": images.shape[0],
+                             "skipped": False, "stepped": False, "grad_norm": None}
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"Loss became {float(loss)} at epoch {self.epoch + 1}, step {self.iter + 1}; "
-                                     f"terms: {terms}. last.pth in {self.output_dir} holds the last good epoch.")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+            self._non_finite(loss, terms)
+            self.step_outputs.update(skipped=True, stepped=boundary)
+            if boundary:
+                self.optimizer.zero_grad(set_to_none=True)
+            return
+        self.scaler.scale(loss / self.accum_steps).backward()
+        if boundary:
+            self._optimizer_step()
         with torch.no_grad():
             pred = predict_labels(logits.detach().float(), self.cfg.TEST.THRESHOLD)
-            dice = dice_per_image(pred, masks, self.cfg.MODEL.NUM_CLASSES, self.cfg.DATA.IGNORE_INDEX)
-        self.step_outputs = {"loss": float(loss.detach()), "terms": terms, "dice": dice.cpu(),
-                             "batch_size": images.shape[0]}
+            self.step_outputs["dice"] = dice_per_image(pred, masks, self.cfg.MODEL.NUM_CLASSES,
+                                                       self.cfg.DATA.IGNORE_INDEX).cpu()
 
+    def _optimizer_step(self) -> None:
+        clip = float(self.cfg.SOLVER.CLIP_GRAD_NORM)
+        if clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.step_outputs["grad_norm"] = float(norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.num_updates += 1
+        self.step_outputs["stepped"] = True
+
+    def _non_finite(self, loss: torch.Tensor, terms: Dict) -> None:
+        where = f"epoch {self.epoch + 1}, step {self.iter + 1}"
+        if self.cfg.SOLVER.NONFINITE_LOSS == "skip":
+            logger.warning("loss is %s at %s (terms %s); skipping this batch", loss.item(), where, terms)
+            return
+        last = self.last_checkpoint or "none written yet"
+        raise FloatingPointError(
+            f"Loss became {loss.item()} at {where} (terms {terms}). Last good checkpoint: {last}. "
+            f"Lower SOLVER.BASE_LR, set SOLVER.CLIP_GRAD_NORM, or SOLVER.NONFINITE_LOSS skip.")
+
+    # ------------------------------------------------------------ interrupts
+    @contextlib.contextmanager
+    def _stop_on_signals(self):
+        """First SIGINT/SIGTERM: finish the current optimizer step, checkpoint, stop.
+        A second SIGINT stops at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self.interrupted and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.interrupted = signal.Signals(signum).name
+            logger.warning("%s received: finishing the current step, then saving last.pth", self.interrupted)
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    # ---------------------------------------------------------------- state
     def state_dict(self) -> Dict:
-        """Everything but the weights that a checkpoint records about the run's progress."""
-        return {"epoch": self.epoch + 1, "iter": self.iter, "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-                "scaler": self.scaler.state_dict(),
-                "hooks": {f"{i}:{type(h).__name__}": h.state_dict() for i, h in enumerate(self.hooks)}}
+        """Everything besides the weights that a resume needs; all plain data or tensors."""
+        # Saved between batches, the epoch is unfinished: resume it after the batches done.
+        return {"epoch": self.epoch if self.in_epoch else self.epoch + 1,
+                "step_in_epoch": self.step_in_epoch if self.in_epoch else 0,
+                "iter": self.iter, "num_updates": self.num_updates,
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.schedule.state_dict(),
+                "scaler": self.scaler.state_dict(), "rng": get_rng_state(),
+                "hooks": {k: h.state_dict() for k, h in zip(_hook_keys(self.hooks), self.hooks)}}
+
+    def resume(self, path: str) -> None:
+        """Continue the run saved in ``path`` exactly where it stopped."""
+        ckpt = load_checkpoint(path)
+        missing = [k for k in ("optimizer", "scheduler", "epoch") if k not in ckpt]
+        if missing:
+            raise ValueError(f"Checkpoint '{path}' has no {missing}: it holds weights only. Use "
+                             f"MODEL.WEIGHTS {path} to fine-tune from it instead of --resume")
+        load_model_weights(self.model, path, ckpt)
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.schedule.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.start_epoch, self.step_in_epoch = ckpt["epoch"], ckpt.get("step_in_epoch", 0)
+        self.epoch, self.iter, self.num_updates = self.start_epoch, ckpt["iter"], ckpt["num_updates"]
+        states = ckpt.get("hooks", {})
+        for key, hook in zip(_hook_keys(self.hooks), self.hooks):
+            if key in states:
+                hook.load_state_dict(states[key])
+        set_rng_state(ckpt["rng"])
+        self.last_checkpoint = path
+        logger.info("resumed from %s: epoch %d, step %d of that epoch", path, self.start_epoch + 1,
+                    self.step_in_epoch)
 
 
 def evaluate_checkpoint(cfg, checkpoint: str, split: str = "test") -> Dict:

@@ -1,10 +1,11 @@
 """Training hooks; importing this package registers the standard ones in HOOKS."""
 from .base import HookBase, build_hooks, get_hook
 from .checkpoint import CheckpointHook
+from .early_stopping import EarlyStoppingHook
 from .evaluation import EvalHook
 from .logging_hooks import JSONLoggerHook, ProgressBarHook, TextLoggerHook
 from .lr_scheduler import LRSchedulerHook
 from .tensorboard import TensorBoardHook, prediction_grid
 
-__all__ = ["HookBase", "build_hooks", "get_hook", "CheckpointHook", "EvalHook", "JSONLoggerHook",
+__all__ = ["HookBase", "build_hooks", "get_hook", "CheckpointHook", "EarlyStoppingHook", "EvalHook", "JSONLoggerHook",
            "ProgressBarHook", "TextLoggerHook", "LRSchedulerHook", "TensorBoardHook", "prediction_grid"]

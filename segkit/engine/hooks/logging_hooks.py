@@ -62,9 +62,35 @@ class JSONLoggerHook(HookBase):
     def __init__(self, filename: str = "metrics.jsonl", period: int = 20):
         self.filename, self.period = filename, max(1, int(period))
         self._file = None
+        self._last = None
 
     def before_train(self) -> None:
-        self._file = open(os.path.join(self.trainer.output_dir, self.filename), "a", encoding="utf-8")
+        t = self.trainer
+        path = os.path.join(t.output_dir, self.filename)
+        kept = self._records_before_resume(path) if t.iter else []
+        self._file = open(path, "w", encoding="utf-8")
+        self._file.writelines(kept)
+        self._file.flush()
+
+    def _records_before_resume(self, path: str) -> list:
+        """Lines a resumed run keeps: those of the epochs and steps its checkpoint covers.
+
+        A run killed after logging but before checkpointing an epoch logged it already; the
+        resumed run logs that epoch again, so the stale lines go.
+        """
+        if not os.path.exists(path):
+            return []
+        t, kept = self.trainer, []
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by the kill
+                if (rec.get("type") == "epoch" and rec.get("epoch", 0) <= t.start_epoch) or \
+                        (rec.get("type") == "step" and rec.get("step", 0) <= t.iter):
+                    kept.append(line if line.endswith("\n") else line + "\n")
+        return kept
 
     def _write(self, record: dict) -> None:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
@@ -73,11 +99,14 @@ class JSONLoggerHook(HookBase):
 
     def after_step(self) -> None:
         t = self.trainer
-        if (t.iter + 1) % self.period == 0:
+        if t.iter % self.period == 0:
             out = t.step_outputs
-            self._write({"type": "step", "epoch": t.epoch + 1, "step": t.iter + 1, "loss": out["loss"],
-                         **{f"loss/{k}": v for k, v in out["terms"].items()},
-                         "lr": t.optimizer.param_groups[0]["lr"], "time": time.time()})
+            now = time.perf_counter()
+            ips = self.period * out["batch_size"] / max(now - self._last, 1e-9) if self._last else None
+            self._last = now
+            self._write({"type": "step", "epoch": t.epoch + 1, "step": t.iter, "loss": out["loss"],
+                         **{f"loss/{k}": v for k, v in out["terms"].items()}, "grad_norm": out.get("grad_norm"),
+                         "lr": t.optimizer.param_groups[0]["lr"], "img_per_s": ips, "time": time.time()})
 
     def after_epoch(self) -> None:
         t = self.trainer

@@ -1,30 +1,25 @@
-"""Stepping the LR schedule once per epoch and recording the LR that the epoch used."""
-import logging
-
+"""Advancing the LR schedule after optimizer steps and epochs, and logging the LR used."""
 from ...registry import HOOKS
-from ...solver import is_plateau
 from .base import HookBase
-
-logger = logging.getLogger(__name__)
 
 
 @HOOKS.register(name="lr_scheduler")
 class LRSchedulerHook(HookBase):
-    """Logs ``lr`` and steps ``trainer.scheduler`` after each epoch. A plateau schedule is
-    stepped with ``monitor`` (default ``val/loss``; falls back to ``train/loss`` without a
-    validation split).
+    """Tells ``trainer.schedule`` about every optimizer step and every finished epoch (the
+    schedule itself decides, by SOLVER.SCHEDULE_UNIT, which of the two moves it), and records
+    the epoch's LR as ``lr``. A plateau schedule reads its monitored metric from the epoch's
+    metrics, so this hook must come after the evaluation hook.
     """
 
-    def __init__(self, monitor: str = "val/loss"):
-        self.monitor = monitor
+    def before_epoch(self) -> None:
+        self._lr = self.trainer.optimizer.param_groups[0]["lr"]
+
+    def after_step(self) -> None:
+        t = self.trainer
+        if t.step_outputs.get("stepped"):
+            t.schedule.after_step(t.num_updates)
 
     def after_epoch(self) -> None:
         t = self.trainer
-        t.epoch_metrics["lr"] = t.optimizer.param_groups[0]["lr"]
-        if t.scheduler is None:
-            return
-        if is_plateau(t.scheduler):
-            key = self.monitor if self.monitor in t.epoch_metrics else "train/loss"
-            t.scheduler.step(t.epoch_metrics[key])
-        else:
-            t.scheduler.step()
+        t.epoch_metrics["lr"] = self._lr
+        t.schedule.after_epoch(t.epoch + 1, t.epoch_metrics)

@@ -6,6 +6,7 @@ import warnings
 import torch
 from torchvision.utils import make_grid
 
+from ...data.transforms import denormalize
 from ...registry import HOOKS
 from ..checkpoint import unwrap
 from .base import HookBase
@@ -27,7 +28,7 @@ def prediction_grid(batch: dict, mean, std, threshold: float = 0.5, ignore_index
     Ignored ground-truth pixels show as mid grey. With several classes, the probability column
     shows the foreground (1 − background) probability and the mask column the argmax label.
     """
-    images = batch["image"].float() * torch.tensor(std).view(1, -1, 1, 1) + torch.tensor(mean).view(1, -1, 1, 1)
+    images = denormalize(batch["image"].float(), mean, std)
     masks, probs = batch["mask"], batch["prob"].float()
     if probs.shape[1] == 1:
         fg, label = probs[:, 0], (probs[:, 0] > threshold).float()
@@ -39,7 +40,7 @@ def prediction_grid(batch: dict, mean, std, threshold: float = 0.5, ignore_index
     gt = torch.where(masks == ignore_index, torch.full_like(gt, 0.5), gt)
     rows = []
     for i in range(images.shape[0]):
-        rows += [images[i].clamp(0, 1)] + [m[i].unsqueeze(0).expand(3, -1, -1) for m in (gt, fg, label)]
+        rows += [images[i]] + [m[i].unsqueeze(0).expand(3, -1, -1) for m in (gt, fg, label)]
     return make_grid(torch.stack(rows), nrow=4, padding=2)
 
 
@@ -58,8 +59,10 @@ class TensorBoardHook(HookBase):
         from torch.utils.tensorboard import SummaryWriter  # import here: it is slow to load
 
         t = self.trainer
-        self.writer = SummaryWriter(os.path.join(t.output_dir, self.subdir), purge_step=t.start_epoch or None)
-        if self.log_graph and t.start_epoch == 0:
+        # Epoch n is logged at step n; a resumed run drops what a killed run logged past its checkpoint.
+        self.writer = SummaryWriter(os.path.join(t.output_dir, self.subdir),
+                                    purge_step=t.start_epoch + 1 if t.iter else None)
+        if self.log_graph and not t.iter:
             self._add_graph()
 
     def _add_graph(self) -> None:

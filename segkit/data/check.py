@@ -1,0 +1,200 @@
+"""The data pre-flight check: scan a dataset once and report every bad file, not just the first.
+
+A run that dies at epoch 7 on a truncated JPEG wastes hours, and a check that stops at the
+first bad file hides the next one. ``check_data(cfg)`` fully decodes every image and trimap
+of every split up front and returns a DataReport that lists them all. ``segkit check-data``
+prints that report, and the trainer runs the same scan first (DATA.CHECK); it then stops or
+skips the bad samples, depending on DATA.SKIP_BAD (see ``segkit.data.build.preflight``).
+
+A dataset takes part by offering ``find_problems() -> list[Problem]`` and, optionally,
+``find_notes() -> list[str]``. Any other dataset is checked by loading every item.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Dict, List, Sequence, Set
+
+__all__ = ["Problem", "DataReport", "DataError", "check_dataset", "check_data", "item_key"]
+
+# Decoding threads. PIL releases the GIL while it decodes, so threads overlap on I/O and
+# decoding without the start-up cost of worker processes.
+WORKERS = 4
+
+# Problem.kind → report heading, in the order the report shows the groups.
+_HEADINGS = {
+    "split": "Split problems",
+    "missing": "Missing files",
+    "empty": "Empty files",
+    "unreadable": "Unreadable files",
+    "channels": "Trimaps with more than one channel",
+    "size": "Trimaps whose size differs from their image",
+    "values": "Trimaps with values other than 1, 2, 3",
+    "load": "Items that fail to load",
+}
+
+
+class DataError(ValueError):
+    """The dataset has bad files; the message is the full report."""
+
+
+def item_key(split: str, index: int) -> str:
+    """The sample id of item ``index`` in a dataset that has no names of its own."""
+    return f"{split}#{index}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad file: where it is, what was found there and what was expected.
+
+    ``name`` is the sample the file spoils; "" marks a problem of a whole split (a missing
+    list, an empty split), which leaving samples out cannot fix. ``role`` says what the file
+    is to that sample ("image", "trimap"); ``kind`` picks the report group (see _HEADINGS).
+    """
+
+    path: str
+    found: str
+    expected: str
+    name: str = ""
+    role: str = ""
+    kind: str = "other"
+
+    def line(self, root: str = "") -> str:
+        """One readable line; the path is shown relative to ``root`` when it lies inside it."""
+        path = self.path
+        if root and os.path.isabs(path):
+            try:
+                rel = os.path.relpath(path, root)
+                path = path if rel.startswith("..") else rel
+            except ValueError:  # another drive on Windows
+                pass
+        whose = f" ({self.role} of '{self.name}')" if self.name and self.role else (
+            f" (sample '{self.name}')" if self.name else "")
+        return f"{path}{whose}: {self.found}; expected {self.expected}"
+
+    def __str__(self) -> str:
+        return self.line()
+
+
+@dataclass
+class DataReport:
+    """What a scan found: ``errors`` (bad files), ``notes`` (harmless oddities) and the
+    number of samples scanned per split (``counts``). ``root`` only shortens printed paths."""
+
+    root: str = ""
+    errors: List[Problem] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+    counts: Dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def bad_names(self) -> Set[str]:
+        """Sample ids with at least one problem: what DATA.SKIP_BAD leaves out."""
+        return {p.name for p in self.errors if p.name}
+
+    @property
+    def split_problems(self) -> List[Problem]:
+        """Problems of whole splits, which no amount of skipping samples can fix."""
+        return [p for p in self.errors if not p.name]
+
+    def merge(self, other: "DataReport") -> "DataReport":
+        """Add ``other`` into this report, dropping repeats (train and val share one list file)."""
+        self.root = self.root or other.root
+        seen = {(p.path, p.found, p.name) for p in self.errors}
+        for p in other.errors:
+            if (p.path, p.found, p.name) not in seen:
+                seen.add((p.path, p.found, p.name))
+                self.errors.append(p)
+        self.notes += [n for n in other.notes if n not in self.notes]
+        self.counts.update(other.counts)
+        return self
+
+    def summary(self) -> str:
+        total = sum(self.counts.values())
+        splits = ", ".join(f"{s} {n}" for s, n in self.counts.items())
+        if self.ok:
+            return f"no problems in {total} samples ({splits})"
+        per_sample = len(self.errors) - len(self.split_problems)
+        parts = []
+        if per_sample:
+            parts.append(f"{_plural(per_sample, 'problem')} in {len(self.bad_names)} of {total} samples ({splits})")
+        if self.split_problems:
+            parts.append(f"{_plural(len(self.split_problems), 'problem')} with a whole split")
+        return "; ".join(parts)
+
+    def format(self) -> str:
+        """The human report: a summary line, then every problem grouped by kind, then the notes."""
+        lines = [f"Data check of '{self.root}': {self.summary()}"]
+        kinds = list(_HEADINGS) + sorted({p.kind for p in self.errors} - set(_HEADINGS))
+        for kind in kinds:
+            group = [p for p in self.errors if p.kind == kind]
+            if group:
+                lines.append(f"{_HEADINGS.get(kind, kind.capitalize())} ({len(group)}):")
+                lines += [f"  {p.line(self.root)}" for p in group]
+        if self.notes:
+            lines.append(f"Notes ({len(self.notes)}):")
+            lines += [f"  {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def check_dataset(dataset, split: str, allow_empty: bool = False, workers: int = WORKERS) -> DataReport:
+    """Scan one split of a built dataset (build it with ``strict=False`` so it builds at all).
+
+    Uses the dataset's own ``find_problems()`` when it has one; otherwise loads every item,
+    recording each exception against the item's index. An empty split is a problem unless
+    ``allow_empty``.
+    """
+    report = DataReport(root=str(getattr(dataset, "root", "")), counts={split: len(dataset)})
+    if callable(getattr(dataset, "find_problems", None)):
+        report.errors = list(dataset.find_problems())
+    else:
+        report.errors = _load_every_item(dataset, split, workers)
+    if callable(getattr(dataset, "find_notes", None)):
+        report.notes = list(dataset.find_notes())
+    if len(dataset) == 0 and not allow_empty and not report.split_problems:
+        where = str(getattr(dataset, "list_path", "") or report.root or type(dataset).__name__)
+        hint = (" (val is held out of trainval by DATA.VAL_FRACTION: raise it, or set it to 0 to train "
+                "without validation)" if split == "val" else "")
+        report.errors.append(Problem(where, f"split '{split}' has no samples",
+                                     f"at least one sample{hint}", kind="split"))
+    return report
+
+
+def _load_every_item(dataset, split: str, workers: int) -> List[Problem]:
+    """The generic fallback: ``dataset[i]`` for every i, each failure a Problem."""
+    def load(index: int):
+        try:
+            dataset[index]
+        except Exception as e:  # noqa: BLE001  report whatever training would trip over
+            return Problem(f"{type(dataset).__name__}[{index}]", f"raises {type(e).__name__}: {e}",
+                           "the item to load", item_key(split, index), "item", "load")
+        return None
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        return [p for p in pool.map(load, range(len(dataset))) if p is not None]
+
+
+def check_data(cfg, splits: Sequence[str] = ("train", "val", "test"), workers: int = WORKERS) -> DataReport:
+    """Scan every split of the configured dataset and return one report; prints nothing.
+
+    Each split is built with ``strict=False``, so missing files become problems in the
+    report instead of stopping the scan. An empty val split is fine when DATA.VAL_FRACTION
+    is 0 (validation is off then).
+    """
+    from .build import build_dataset  # build imports this module for preflight
+
+    report = DataReport()
+    for split in splits:
+        dataset = build_dataset(cfg, split, strict=False)
+        allow_empty = split == "val" and float(cfg.DATA.VAL_FRACTION) == 0.0
+        report.merge(check_dataset(dataset, split, allow_empty=allow_empty, workers=workers))
+    report.root = report.root or str(cfg.DATA.ROOT)
+    return report
