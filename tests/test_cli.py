@@ -106,3 +106,22 @@ def test_short_train_and_test_on_the_real_sample(tmp_path):
     run("train", str(REPO / "configs" / "resnet34_unet_aug_cosine.yaml"), *opts)
     result = last_json(run("test", str(out / "config.yaml"), str(out / "best.pth")).stdout)
     assert result["n"] == 198 and 0.0 <= result["dice_mean"] <= 1.0
+
+
+def test_checkpoint_of_another_architecture_is_one_clear_error(synthetic_root, tmp_path):
+    out = tmp_path / "unet"
+    run("train", str(REPO / "configs" / "unet_noaug_cosine.yaml"), *tiny_overrides(synthetic_root, str(out), epochs=1))
+    proc = run("test", str(REPO / "configs" / "resnet34_unet_noaug_cosine.yaml"), str(out / "last.pth"),
+               "DATA.ROOT", synthetic_root, "INPUT.SIZE", "32", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "'backbone': 'unet'" in proc.stderr and "'backbone': 'resnet34'" in proc.stderr
+    assert "missing: ['backbone.conv1.weight'" in proc.stderr
+
+
+def test_output_dir_not_writable(synthetic_root, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    opts = tiny_overrides(synthetic_root, str(blocker / "run"), epochs=1)
+    proc = run("train", str(REPO / "configs" / "unet_noaug_cosine.yaml"), *opts, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"OUTPUT_DIR '{blocker / 'run'}' is not writable" in proc.stderr

@@ -128,3 +128,26 @@ def test_prediction_grid_layout():
     gt = grid[:, 2:10, 12:20]
     assert gt[0, 0, 0].item() == pytest.approx(0.5)        # ignored pixel shows grey
     assert grid[:, 2:10, 2:10].max().item() == pytest.approx(0.5)  # zeros denormalise to the mean
+
+
+def test_disk_full_during_training_keeps_previous_checkpoint(synthetic_root, tmp_path, monkeypatch):
+    import errno
+
+    import segkit.engine.checkpoint as ckpt_module
+
+    trainer = Trainer(tiny_cfg(synthetic_root, tmp_path, "SOLVER.EPOCHS", "2"))
+    real_save, calls = torch.save, []
+
+    def save_then_fill_disk(obj, f):
+        calls.append(obj["epoch"])
+        if obj["epoch"] == 2:
+            f.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(obj, f)
+
+    monkeypatch.setattr(ckpt_module.torch, "save", save_then_fill_disk)
+    with pytest.raises(OSError, match="No space left"):
+        trainer.train()
+    monkeypatch.undo()
+    assert load_checkpoint(str(tmp_path / "last.pth"))["epoch"] == 1
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
