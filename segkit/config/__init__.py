@@ -95,7 +95,7 @@ def _check_type(full_key: str, old: Any, new: Any, where: str) -> Any:
             pass
     if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
         return type(old)(new)
-    raise ConfigError(f"{where}: {full_key} expects {_type_name(old)} (default {old!r}), "
+    raise ConfigError(f"{where}: {full_key} expects {_type_name(old)} (like its current value {old!r}), "
                       f"got {_type_name(new)} {new!r}")
 
 

@@ -90,9 +90,11 @@ class ResNetEncoder(nn.Module):
 
 @BACKBONES.register(name="resnet18")
 def resnet18(in_channels: int = 3) -> ResNetEncoder:
+    """ResNet18 encoder (BasicBlocks 2-2-2-2), five maps from stride 2 to 32."""
     return ResNetEncoder(in_channels, layers=(2, 2, 2, 2))
 
 
 @BACKBONES.register(name="resnet34")
 def resnet34(in_channels: int = 3) -> ResNetEncoder:
+    """ResNet34 encoder (BasicBlocks 3-4-6-3), five maps from stride 2 to 32."""
     return ResNetEncoder(in_channels, layers=(3, 4, 6, 3))
