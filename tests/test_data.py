@@ -14,8 +14,8 @@ from segkit.data.oxford_pet import OxfordPet, load_rgb
 from segkit.data.synthetic import SyntheticPets, generate_synthetic_pets
 from segkit.registry import DATASETS
 
-PET_ROOT = os.environ.get("SEGKIT_PET_ROOT")
-needs_pet = pytest.mark.skipif(not PET_ROOT, reason="set SEGKIT_PET_ROOT to the oxford-pet-sample folder")
+from .conftest import PET_ROOT
+from .conftest import needs_pet_sample as needs_pet
 
 
 @pytest.fixture(scope="module")
