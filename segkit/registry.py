@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional
+from typing import Any, Dict, Iterator, Mapping, Optional
 
 __all__ = [
     "Registry", "BACKBONES", "DECODERS", "LOSSES", "TRANSFORMS", "HOOKS", "DATASETS",

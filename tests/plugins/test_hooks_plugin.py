@@ -1,5 +1,4 @@
 """Test-only hooks and losses, loaded with --plugin by the resume and failure tests."""
-import os
 import time
 
 from segkit.engine.hooks import HookBase
