@@ -10,6 +10,8 @@ import os
 import sys
 from typing import List, Optional
 
+from . import summary, sweep
+
 __all__ = ["main", "train_main", "test_main", "list_main"]
 
 _OPTS_HELP = "config overrides as KEY VALUE pairs, e.g. SOLVER.EPOCHS 10 DATA.ROOT /data/pets"
@@ -68,12 +70,12 @@ def _split_resume(argv: List[str]) -> tuple:
 def train_main(argv: Optional[List[str]] = None) -> int:
     argv, resume = _split_resume(sys.argv[1:] if argv is None else argv)
     p = _parser("segkit train", "Train a model from a config.")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help=_OPTS_HELP)
+    p.add_argument("opts", nargs="*", metavar="KEY VALUE", help=_OPTS_HELP)
     # Documented here for --help; _split_resume has already taken it out of argv.
     p.add_argument("--resume", nargs="?", metavar="PATH",
                    help="continue the run saved in PATH (default: OUTPUT_DIR/last.pth) with its optimizer, "
                         "schedule, epoch and random state; MODEL.WEIGHTS PATH loads weights only")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)  # options may follow the overrides
     from .engine import Trainer, setup
 
     cfg = setup(args.config, args.opts, args.plugin, training=True)
@@ -101,12 +103,17 @@ def test_main(argv: Optional[List[str]] = None) -> int:
     p = _parser("segkit test", "Evaluate a checkpoint; the last stdout line is a JSON summary.")
     p.add_argument("checkpoint", help="a .pth written by training (best.pth or last.pth)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p.add_argument("opts", nargs=argparse.REMAINDER, help=_OPTS_HELP)
-    args = p.parse_args(argv)
+    p.add_argument("--json-out", metavar="PATH", help="also write the JSON summary to PATH (atomically: a "
+                   "reader never sees half a file)")
+    p.add_argument("opts", nargs="*", metavar="KEY VALUE", help=_OPTS_HELP)
+    args = p.parse_intermixed_args(argv)
     from .engine import evaluate_checkpoint, setup
 
     cfg = setup(args.config, args.opts, args.plugin, training=False)
     result = evaluate_checkpoint(cfg, args.checkpoint, args.split)
+    if args.json_out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
+        sweep.write_json_atomic(args.json_out, result)
     print(format_summary(result))
     print(json.dumps(result), flush=True)
     return 0
@@ -115,8 +122,8 @@ def test_main(argv: Optional[List[str]] = None) -> int:
 @user_errors
 def check_data_main(argv: Optional[List[str]] = None) -> int:
     p = _parser("segkit check-data", "Scan a config's dataset and report every bad file at once.")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help=_OPTS_HELP)
-    args = p.parse_args(argv)
+    p.add_argument("opts", nargs="*", metavar="KEY VALUE", help=_OPTS_HELP)
+    args = p.parse_intermixed_args(argv)
     from .data.check import check_data
     from .engine import setup
 
@@ -124,6 +131,13 @@ def check_data_main(argv: Optional[List[str]] = None) -> int:
     report = check_data(cfg)
     print(report.format())
     return 0 if report.ok else 1
+
+
+def _first_sentence(doc: Optional[str], width: int = 100) -> str:
+    """The docstring's first sentence on one line, shortened to ``width`` characters."""
+    paragraph = " ".join((doc or "").strip().split("\n\n")[0].split())
+    sentence = paragraph.split(". ")[0].rstrip(".")
+    return sentence if len(sentence) <= width else sentence[: width - 1] + "…"
 
 
 @user_errors
@@ -139,12 +153,12 @@ def list_main(argv: Optional[List[str]] = None) -> int:
         reg = ALL_REGISTRIES[name]
         print(f"{name}:")
         for entry in reg.list(filter=args.filter):
-            doc = (reg.get(entry).__doc__ or "").strip().splitlines()
-            print(f"  {entry:<28} {doc[0] if doc else ''}")
+            print(f"  {entry:<28} {_first_sentence(reg.get(entry).__doc__)}")
     return 0
 
 
-_COMMANDS = {"train": train_main, "test": test_main, "check-data": check_data_main, "list": list_main}
+_COMMANDS = {"train": train_main, "test": test_main, "check-data": check_data_main, "list": list_main,
+             "sweep": sweep.main, "summarize": summary.main}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

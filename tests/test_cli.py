@@ -3,9 +3,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
 
 from .conftest import PET_ROOT, REPO, needs_pet_sample, tiny_overrides
 
@@ -125,3 +122,15 @@ def test_output_dir_not_writable(synthetic_root, tmp_path):
     proc = run("train", str(REPO / "configs" / "unet_noaug_cosine.yaml"), *opts, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"OUTPUT_DIR '{blocker / 'run'}' is not writable" in proc.stderr
+
+
+def test_segkit_list_and_check_data(synthetic_root):
+    proc = subprocess.run([sys.executable, "-m", "segkit.cli", "list", "backbones"], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, check=True)
+    assert "resnet34" in proc.stdout and "unet" in proc.stdout and "ResNet34 encoder" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "segkit.cli", "list", "transforms", "--filter", "*Flip*"],
+                          cwd=REPO, env=ENV, capture_output=True, text=True, check=True)
+    assert proc.stdout.split()[1:] and "HorizontalFlip" in proc.stdout and "Rotate" not in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "segkit.cli", "check-data", str(REPO / "configs" / "unet_aug_cosine.yaml"),
+                           "DATA.ROOT", synthetic_root], cwd=REPO, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0 and "no problems in 32 samples" in proc.stdout

@@ -17,7 +17,7 @@ from yacs.config import CfgNode as CN
 from .defaults import get_default_config
 
 __all__ = ["CN", "ConfigError", "get_default_config", "load_config", "merge_dict", "merge_overrides",
-           "dump_config"]
+           "dump_config", "parse_value"]
 
 BASE_KEY = "_BASE_"
 
@@ -130,7 +130,7 @@ def merge_dict(cfg: CN, data: dict, where: str = "config", _prefix: str = "") ->
     return cfg
 
 
-def _parse_value(text: Any) -> Any:
+def parse_value(text: Any) -> Any:
     """Command-line values are Python/YAML literals when they parse, else plain strings."""
     if not isinstance(text, str):
         return text
@@ -152,7 +152,7 @@ def merge_overrides(cfg: CN, overrides: Sequence[str]) -> CN:
         raise ConfigError(f"Overrides come in KEY VALUE pairs; got an odd number: {overrides}")
     for key, text in zip(overrides[0::2], overrides[1::2]):
         *parents, leaf = key.split(".")
-        nested: dict = {leaf: _parse_value(text)}
+        nested: dict = {leaf: parse_value(text)}
         for p in reversed(parents):
             nested = {p: nested}
         merge_dict(cfg, nested, where="command line")
