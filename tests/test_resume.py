@@ -15,7 +15,7 @@ from segkit.engine import Trainer, load_checkpoint
 
 from .conftest import REPO, tiny_overrides
 
-PLUGIN = str(Path(__file__).parent / "plugins" / "test_hooks_plugin.py")
+PLUGIN = str(Path(__file__).parent / "plugins" / "hooks_plugin.py")
 CONFIG = str(REPO / "configs" / "unet_aug_cosine.yaml")
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
