@@ -7,6 +7,7 @@ the target (``os.replace`` is atomic on POSIX and Windows). Loading uses
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from typing import Any, Dict, Optional
 
@@ -14,7 +15,7 @@ import torch
 
 from .. import __version__
 
-__all__ = ["atomic_save", "load_checkpoint", "load_model_weights", "CheckpointError", "unwrap"]
+__all__ = ["atomic_save", "atomic_copy", "load_checkpoint", "load_model_weights", "CheckpointError", "unwrap"]
 
 
 class CheckpointError(RuntimeError):
@@ -29,13 +30,14 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def atomic_save(obj: Dict[str, Any], path: str) -> None:
+def _atomic_write(path: str, write) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync, then rename it over ``path``."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -43,6 +45,16 @@ def atomic_save(obj: Dict[str, Any], path: str) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_save(obj: Dict[str, Any], path: str) -> None:
+    _atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_copy(src: str, path: str) -> None:
+    """Copy a saved file to ``path`` as atomically as ``atomic_save`` writes, without re-serialising."""
+    with open(src, "rb") as source:
+        _atomic_write(path, lambda f: shutil.copyfileobj(source, f))
 
 
 def make_checkpoint(model: torch.nn.Module, cfg, **state: Any) -> Dict[str, Any]:

@@ -12,7 +12,7 @@ import torch
 
 from ..metrics import dice_per_image, iou_per_image, predict_labels
 from ..losses._pixels import probabilities
-from .precision import autocast_context
+from .precision import forward_batch
 
 __all__ = ["Evaluator", "summarize"]
 
@@ -57,13 +57,7 @@ class Evaluator:
         return summarize(per_key)
 
     def _run_batch(self, model, batch, device) -> None:
-        images = batch["image"].to(device, non_blocking=True)
-        masks = batch["mask"].to(device, non_blocking=True)
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with autocast_context(device, self.amp_dtype):
-            logits = model(images)
-        logits = logits.float()
+        images, masks, logits = forward_batch(model, batch, device, self.amp_dtype, self.channels_last)
         losses = self.loss_fn.per_image(logits, masks)
         pred = predict_labels(logits, self.threshold)
         dice = dice_per_image(pred, masks, self.num_classes, self.ignore_index)

@@ -3,7 +3,7 @@ import contextlib
 
 import torch
 
-__all__ = ["resolve_device", "autocast_context"]
+__all__ = ["resolve_device", "autocast_context", "forward_batch"]
 
 _DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
 
@@ -33,3 +33,18 @@ def autocast_context(device: torch.device, dtype):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def forward_batch(model, batch, device: torch.device, dtype, channels_last: bool):
+    """Move a loader batch to ``device`` and run ``model`` on it as configured.
+
+    Returns (images, masks, logits) with logits in fp32, the one precision losses and metrics
+    see; training and evaluation both go through here, so they cannot drift apart.
+    """
+    images = batch["image"].to(device, non_blocking=True)
+    masks = batch["mask"].to(device, non_blocking=True)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with autocast_context(device, dtype):
+        logits = model(images)
+    return images, masks, logits.float()

@@ -26,7 +26,7 @@ from .checkpoint import load_checkpoint, load_model_weights
 from .evaluator import Evaluator
 from .hooks import HookBase, build_hooks
 from .launch import seed_everything
-from .precision import amp_dtype, autocast_context, resolve_device
+from .precision import amp_dtype, forward_batch, resolve_device
 from .rng import get_rng_state, set_rng_state
 
 __all__ = ["Trainer", "build_evaluator", "prepare_model", "evaluate_checkpoint"]
@@ -173,13 +173,9 @@ class Trainer:
 
     def run_step(self, batch: Dict) -> None:
         """Forward, loss, backward; an optimizer step every ACCUM_STEPS batches."""
-        images = batch["image"].to(self.device, non_blocking=True)
-        masks = batch["mask"].to(self.device, non_blocking=True)
-        if self.cfg.MODEL.CHANNELS_LAST:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with autocast_context(self.device, self.amp_dtype):
-            logits = self.model(images)
-        loss, terms = self.loss_fn(logits.float(), masks)
+        images, masks, logits = forward_batch(self.model, batch, self.device, self.amp_dtype,
+                                              self.cfg.MODEL.CHANNELS_LAST)
+        loss, terms = self.loss_fn(logits, masks)
         last_in_epoch = self.step_in_epoch + 1 == self.epoch_batches
         boundary = (self.step_in_epoch + 1) % self.accum_steps == 0 or last_in_epoch
         self.step_outputs = {"loss": float(loss.detach()), "terms": terms, "batch_size": images.shape[0],
@@ -194,7 +190,7 @@ class Trainer:
         if boundary:
             self._optimizer_step()
         with torch.no_grad():
-            pred = predict_labels(logits.detach().float(), self.cfg.TEST.THRESHOLD)
+            pred = predict_labels(logits.detach(), self.cfg.TEST.THRESHOLD)
             self.step_outputs["dice"] = dice_per_image(pred, masks, self.cfg.MODEL.NUM_CLASSES,
                                                        self.cfg.DATA.IGNORE_INDEX).cpu()
 

@@ -1,5 +1,5 @@
 """Training hooks; importing this package registers the standard ones in HOOKS."""
-from .base import HookBase, build_hooks, get_hook
+from .base import HookBase, build_hooks
 from .checkpoint import CheckpointHook
 from .early_stopping import EarlyStoppingHook
 from .evaluation import EvalHook
@@ -7,5 +7,5 @@ from .logging_hooks import JSONLoggerHook, ProgressBarHook, TextLoggerHook
 from .lr_scheduler import LRSchedulerHook
 from .tensorboard import TensorBoardHook, prediction_grid
 
-__all__ = ["HookBase", "build_hooks", "get_hook", "CheckpointHook", "EarlyStoppingHook", "EvalHook", "JSONLoggerHook",
+__all__ = ["HookBase", "build_hooks", "CheckpointHook", "EarlyStoppingHook", "EvalHook", "JSONLoggerHook",
            "ProgressBarHook", "TextLoggerHook", "LRSchedulerHook", "TensorBoardHook", "prediction_grid"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import weakref
-from typing import Iterable, List, Optional
+from typing import Iterable, List
 
 from ...registry import HOOKS, node_kwargs
 
@@ -67,6 +67,3 @@ def build_hooks(nodes: Iterable, trainer) -> List[HookBase]:
         hooks.append(hook)
     return hooks
 
-
-def get_hook(hooks: List[HookBase], cls: type) -> Optional[HookBase]:
-    return next((h for h in hooks if isinstance(h, cls)), None)

@@ -9,7 +9,7 @@ import re
 import torch
 
 from ...registry import HOOKS
-from ..checkpoint import atomic_save, make_checkpoint, unwrap
+from ..checkpoint import atomic_copy, atomic_save, make_checkpoint, unwrap
 from .base import HookBase
 
 logger = logging.getLogger(__name__)
@@ -46,10 +46,11 @@ class CheckpointHook(HookBase):
         if bad:
             raise FloatingPointError(f"weights became non-finite ({bad[:3]}…) at epoch {t.epoch + 1}; "
                                      f"not overwriting {t.last_checkpoint or 'any checkpoint'}")
-        ckpt = make_checkpoint(t.model, t.cfg, **t.state_dict())
-        for name in names:
-            atomic_save(ckpt, os.path.join(t.output_dir, name))
-        t.last_checkpoint = os.path.join(t.output_dir, names[0])
+        first = os.path.join(t.output_dir, names[0])
+        atomic_save(make_checkpoint(t.model, t.cfg, **t.state_dict()), first)
+        for name in names[1:]:  # serialise once; best.pth and epoch_N.pth are copies
+            atomic_copy(first, os.path.join(t.output_dir, name))
+        t.last_checkpoint = first
 
     def after_train(self) -> None:
         t = self.trainer
