@@ -157,8 +157,20 @@ def list_main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
+# Commands in other modules are named "module:function" and imported only when run, so one
+# command's optional dependencies never slow down or break another.
 _COMMANDS = {"train": train_main, "test": test_main, "check-data": check_data_main, "list": list_main,
              "sweep": sweep.main, "summarize": summary.main}
+
+
+def _command(name: str):
+    fn = _COMMANDS[name]
+    if isinstance(fn, str):
+        import importlib
+
+        module, attr = fn.split(":")
+        fn = getattr(importlib.import_module(module), attr)
+    return fn
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -166,7 +178,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not argv or argv[0] not in _COMMANDS:
         print(f"usage: segkit {{{','.join(_COMMANDS)}}} ...", file=sys.stderr)
         return 2
-    return _COMMANDS[argv[0]](argv[1:])
+    return _command(argv[0])(argv[1:])
 
 
 if __name__ == "__main__":

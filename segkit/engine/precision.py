@@ -3,7 +3,7 @@ import contextlib
 
 import torch
 
-__all__ = ["resolve_device", "autocast_context", "forward_batch"]
+__all__ = ["resolve_device", "autocast_context", "forward_batch", "main_output"]
 
 _DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
 
@@ -39,7 +39,9 @@ def forward_batch(model, batch, device: torch.device, dtype, channels_last: bool
     """Move a loader batch to ``device`` and run ``model`` on it as configured.
 
     Returns (images, masks, logits) with logits in fp32, the one precision losses and metrics
-    see; training and evaluation both go through here, so they cannot drift apart.
+    see; training and evaluation both go through here, so they cannot drift apart. A model
+    with deep supervision returns a list in training mode (main output first); the list is
+    kept, each map in fp32, for the loss to weigh.
     """
     images = batch["image"].to(device, non_blocking=True)
     masks = batch["mask"].to(device, non_blocking=True)
@@ -47,4 +49,11 @@ def forward_batch(model, batch, device: torch.device, dtype, channels_last: bool
         images = images.contiguous(memory_format=torch.channels_last)
     with autocast_context(device, dtype):
         logits = model(images)
+    if isinstance(logits, (list, tuple)):
+        return images, masks, [x.float() for x in logits]
     return images, masks, logits.float()
+
+
+def main_output(logits):
+    """The final prediction of a model's output: the first map of a deep-supervision list."""
+    return logits[0] if isinstance(logits, (list, tuple)) else logits

@@ -26,7 +26,7 @@ from .checkpoint import load_checkpoint, load_model_weights
 from .evaluator import Evaluator
 from .hooks import HookBase, build_hooks
 from .launch import seed_everything
-from .precision import amp_dtype, forward_batch, resolve_device
+from .precision import amp_dtype, forward_batch, main_output, resolve_device
 from .rng import get_rng_state, set_rng_state
 
 __all__ = ["Trainer", "build_evaluator", "prepare_model", "evaluate_checkpoint"]
@@ -178,6 +178,7 @@ class Trainer:
         loss, terms = self.loss_fn(logits, masks)
         last_in_epoch = self.step_in_epoch + 1 == self.epoch_batches
         boundary = (self.step_in_epoch + 1) % self.accum_steps == 0 or last_in_epoch
+        logits = main_output(logits)
         self.step_outputs = {"loss": float(loss.detach()), "terms": terms, "batch_size": images.shape[0],
                              "skipped": False, "stepped": False, "grad_norm": None}
         if not torch.isfinite(loss):
