@@ -24,13 +24,26 @@ def _align(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return F.pad(x, [dw // 2, dw - dw // 2, dh // 2, dh - dh // 2])
 
 
-class _UpStage(nn.Module):
-    """Double the resolution, then (if there is a skip) join the encoder map of that size."""
+UPSAMPLE_MODES = ("transpose", "nearest", "bilinear")
 
-    def __init__(self, in_ch: int, out_ch: int, skip_ch: int = 0):
+
+class _UpStage(nn.Module):
+    """Double the resolution, then (if there is a skip) join the encoder map of that size.
+
+    "transpose" learns the up-sampling (a 2×2 stride-2 ConvTranspose that also sets the
+    width, the lab's design); "nearest"/"bilinear" interpolate for free and leave the width
+    change to the convs after the join (smp's design, much cheaper at high resolution).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, skip_ch: int = 0, upsample: str = "transpose"):
         super().__init__()
-        self.up = nn.ConvTranspose2d(in_ch, out_ch, kernel_size=2, stride=2)
-        self.conv = DoubleConv(out_ch + skip_ch, out_ch)
+        if upsample == "transpose":
+            self.up = nn.ConvTranspose2d(in_ch, out_ch, kernel_size=2, stride=2)
+            joined = out_ch + skip_ch
+        else:
+            self.up = nn.Upsample(scale_factor=2, mode=upsample)
+            joined = in_ch + skip_ch
+        self.conv = DoubleConv(joined, out_ch)
 
     def forward(self, x: torch.Tensor, skip: Optional[torch.Tensor] = None) -> torch.Tensor:
         x = self.up(x)
@@ -49,12 +62,18 @@ class UNetDecoder(nn.Module):
 
     ``channels``: None picks each stage's width from its skip (extra stages keep the last
     width), which reproduces the classic UNet and ResNet34-UNet exactly; or a list with one
-    width per up stage, skip stages first (deep to shallow), then the extra stages.
+    width per up stage, skip stages first (deep to shallow), then the extra stages, e.g.
+    ``[256, 128, 64, 32, 16]`` for a ResNet, smp's light decoder.
+
+    ``upsample``: "transpose" (the default, the lab's design), "nearest" or "bilinear".
     """
 
     def __init__(self, encoder_channels: Sequence[int], encoder_strides: Sequence[int], num_classes: int,
-                 channels: Optional[Sequence[int]] = None):
+                 channels: Optional[Sequence[int]] = None, upsample: str = "transpose"):
         super().__init__()
+        if upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"UNetDecoder: MODEL.DECODER.UPSAMPLE is {upsample!r}; expected one of "
+                             f"{list(UPSAMPLE_MODES)}")
         enc_ch, strides = list(encoder_channels), list(encoder_strides)
         n_extra = self._check_encoder(enc_ch, strides)
         if not (isinstance(num_classes, int) and num_classes > 0):
@@ -70,11 +89,12 @@ class UNetDecoder(nn.Module):
                 f"+ {n_extra} extra stages for encoder strides {strides}), got {channels!r}")
         stages, prev = [], enc_ch[-1]
         for i, out in enumerate(channels):
-            stages.append(_UpStage(prev, out, skips[i] if i < len(skips) else 0))
+            stages.append(_UpStage(prev, out, skips[i] if i < len(skips) else 0, upsample))
             prev = out
         self.stages = nn.ModuleList(stages)
         self.head = nn.Conv2d(prev, num_classes, kernel_size=1)
         self.encoder_channels, self.encoder_strides, self.channels = enc_ch, strides, channels
+        self.upsample = upsample
 
     @staticmethod
     def _check_encoder(enc_ch: List[int], strides: List[int]) -> int:
