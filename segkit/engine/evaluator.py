@@ -1,20 +1,37 @@
 """One evaluation path for the per-epoch validation hook and tools/test.py.
 
 Loss and metrics are computed image by image and summarised as mean ± std over images, the
-form the lab report uses; the standard deviation is the population one (ddof 0).
+form the lab report uses (the standard deviation is the population one, ddof 0), and also at
+dataset level ("micro": counts summed over every pixel, then one ratio; see segkit.metrics).
+
+Scores can be taken at two resolutions:
+
+* **network**: the logits against the mask resized to INPUT.SIZE (nearest neighbour); cheap,
+  and what validation during training uses.
+* **original**: the logits resized back bilinearly to each image's own size and compared with
+  the untouched mask. This is the honest number: it is what a user of the model gets, and a
+  resized mask loses thin structures. Its keys carry the ``orig_`` prefix when both are asked for.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data._utils.collate import default_collate
 
-from ..metrics import dice_per_image, iou_per_image, predict_labels
 from ..losses._pixels import probabilities
+from ..metrics import METRICS, confusion_counts, micro_scores, pixel_counts, per_image_scores, predict_labels
+from .distributed import gather_list
 from .precision import forward_batch
+from .tta import wrap_tta
 
-__all__ = ["Evaluator", "summarize"]
+__all__ = ["Evaluator", "summarize", "RESOLUTIONS", "with_original_size", "summary_keys"]
+
+RESOLUTIONS = ("network", "original", "both")
+_COUNT_KEYS = ("tp", "fp", "fn", "correct", "valid")
 
 
 def summarize(values: Dict[str, List[float]]) -> Dict[str, float]:
@@ -28,11 +45,62 @@ def summarize(values: Dict[str, List[float]]) -> Dict[str, float]:
     return out
 
 
+def summary_keys(prefix: str = "") -> List[str]:
+    """The per-image metric names a summary holds for one resolution, loss first."""
+    return [f"{prefix}{k}" for k in ("loss",) + METRICS]
+
+
+class _WithOriginals(Dataset):
+    """A TransformedDataset's items plus the untouched image and mask (numpy), for scoring and
+    drawing at each image's own size."""
+
+    def __init__(self, transformed):
+        self.inner = transformed
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, index: int) -> dict:
+        raw = self.inner.dataset[index]
+        # A one-item list through the same class applies exactly the evaluation transform.
+        item = type(self.inner)([raw], self.inner.transform, self.inner.seed)[0]
+        item["orig_image"], item["orig_mask"] = raw["image"], raw["mask"]
+        return item
+
+
+def _collate_with_originals(items: List[dict]) -> dict:
+    """Stack what has one size; keep the originals (each its own size) as lists."""
+    batch = default_collate([{k: v for k, v in it.items() if not k.startswith("orig_")} for it in items])
+    for key in ("orig_image", "orig_mask"):
+        batch[key] = [it[key] for it in items]
+    return batch
+
+
+def with_original_size(loader: DataLoader) -> DataLoader:
+    """The same loader (same sampler, batch size, workers) whose batches also carry each image's
+    original image and mask. ``loader.dataset`` must be a TransformedDataset."""
+    dataset = loader.dataset
+    if not hasattr(dataset, "transform") or not hasattr(dataset, "dataset"):
+        raise TypeError(f"original-resolution evaluation needs a loader over a TransformedDataset; "
+                        f"got {type(dataset).__name__}")
+    return DataLoader(_WithOriginals(dataset), batch_size=loader.batch_size, sampler=loader.sampler,
+                      num_workers=loader.num_workers, collate_fn=_collate_with_originals,
+                      pin_memory=loader.pin_memory)
+
+
 class Evaluator:
-    """Runs a model over a loader and returns per-image metrics and their summary."""
+    """Runs a model over a loader and returns per-image metrics and their summary.
+
+    ``records`` holds one dict per image afterwards (name, size, every metric, and the pixel
+    counts micro metrics are summed from), gathered from every process when distributed.
+    ``tta_flip``/``tta_scales`` wrap the model in test-time augmentation (segkit.engine.tta).
+    """
 
     def __init__(self, loss_fn, num_classes: int = 1, ignore_index: int = 255, threshold: float = 0.5,
-                 amp_dtype=None, channels_last: bool = False, keep_first: int = 4):
+                 amp_dtype=None, channels_last: bool = False, keep_first: int = 4,
+                 tta_flip: bool = False, tta_scales: Sequence[float] = (1.0,), resolution: str = "network"):
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"TEST.RESOLUTION '{resolution}' is not one of {list(RESOLUTIONS)}")
         self.loss_fn = loss_fn
         self.num_classes = num_classes
         self.ignore_index = ignore_index
@@ -40,32 +108,110 @@ class Evaluator:
         self.amp_dtype = amp_dtype
         self.channels_last = channels_last
         self.keep_first = keep_first
+        self.tta_flip, self.tta_scales = bool(tta_flip), [float(s) for s in tta_scales]
+        self.resolution = resolution
         self.records: List[dict] = []
         self.first_batch: Optional[Dict[str, torch.Tensor]] = None
 
+    @property
+    def prefixes(self) -> List[str]:
+        """Key prefixes of the resolutions scored: "" is the primary one."""
+        return {"network": [""], "original": [""], "both": ["", "orig_"]}[self.resolution]
+
     @torch.inference_mode()
-    def run(self, model: torch.nn.Module, loader, device: torch.device) -> Dict[str, float]:
+    def run(self, model: torch.nn.Module, loader, device: torch.device,
+            on_image: Optional[Callable[..., None]] = None) -> Dict[str, float]:
+        """Evaluate and summarise. ``on_image(record, image, pred, prob)`` is called per image
+        (uint8 HWC image, HW label array, (C, H, W) probabilities; at the original size when that
+        is scored), e.g. to write predictions out."""
         was_training = model.training
         model.eval()
+        net = wrap_tta(model, self.tta_flip, self.tta_scales)
+        if self.resolution != "network":
+            loader = with_original_size(loader)
         self.records, self.first_batch = [], None
         try:
             for batch in loader:
-                self._run_batch(model, batch, device)
+                self._run_batch(net, batch, device, on_image)
         finally:
             model.train(was_training)
-        per_key = {k: [r[k] for r in self.records] for k in ("loss", "dice", "iou")}
-        return summarize(per_key)
+        # Every process's records; a distributed sampler pads shards with repeats, dropped by name.
+        self.records = gather_list(self.records, key=lambda r: r["name"])
+        return self.summary()
 
-    def _run_batch(self, model, batch, device) -> None:
-        images, masks, logits = forward_batch(model, batch, device, self.amp_dtype, self.channels_last)
+    def summary(self) -> Dict[str, object]:
+        """Mean ± std per image and micro values of every metric, for each resolution scored."""
+        out: Dict[str, object] = {}
+        for prefix in self.prefixes:
+            keys = summary_keys(prefix)
+            out.update(summarize({k: [r[k] for r in self.records] for k in keys}))
+            counts = {k: [r[prefix + k] for r in self.records] for k in _COUNT_KEYS}
+            if self.records:
+                micro = micro_scores(*(torch.tensor(counts[k], dtype=torch.float64) for k in _COUNT_KEYS))
+            else:
+                micro = {k: float("nan") for k in METRICS}
+            for key in METRICS:
+                out[f"{prefix}{key}_micro"] = micro[key]
+                if self.num_classes > 1 and f"{key}_per_class" in micro:
+                    out[f"{prefix}{key}_per_class"] = micro[f"{key}_per_class"]
+        out["n"] = len(self.records)
+        out["resolution"] = self.resolution
+        if self.tta_flip or self.tta_scales != [1.0]:
+            out["tta"] = {"flip": self.tta_flip, "scales": self.tta_scales}
+        return out
+
+    def _scores(self, logits: torch.Tensor, masks: torch.Tensor, prefix: str) -> List[dict]:
+        """One dict per image: loss, every metric and the raw counts, keys with ``prefix``."""
         losses = self.loss_fn.per_image(logits, masks)
         pred = predict_labels(logits, self.threshold)
-        dice = dice_per_image(pred, masks, self.num_classes, self.ignore_index)
-        iou = iou_per_image(pred, masks, self.num_classes, self.ignore_index)
+        scores = per_image_scores(pred, masks, self.num_classes, self.ignore_index)
+        tp, fp, fn = confusion_counts(pred, masks, self.num_classes, self.ignore_index)
+        correct, valid = pixel_counts(pred, masks, self.ignore_index)
+        rows = []
+        for i in range(masks.shape[0]):
+            row = {f"{prefix}loss": float(losses[i])}
+            row.update({f"{prefix}{k}": float(v[i]) for k, v in scores.items()})
+            row.update({f"{prefix}tp": tp[i].tolist(), f"{prefix}fp": fp[i].tolist(), f"{prefix}fn": fn[i].tolist(),
+                        f"{prefix}correct": float(correct[i]), f"{prefix}valid": float(valid[i])})
+            rows.append(row)
+        return rows
+
+    def _run_batch(self, model, batch, device, on_image) -> None:
+        images, masks, logits = forward_batch(model, batch, device, self.amp_dtype, self.channels_last)
+        network = self._scores(logits, masks, "")
+        if self.resolution == "network":
+            rows = network
+        else:
+            rows = []
+            for i, orig_mask in enumerate(batch["orig_mask"]):
+                up = self._resize(logits[i:i + 1], orig_mask.shape)
+                target = torch.as_tensor(np.asarray(orig_mask), device=up.device).long()[None]
+                original = self._scores(up, target, "")[0]
+                # With both, the plain keys stay network-size (as before) and original ones get orig_.
+                rows.append(original if self.resolution == "original"
+                            else {**network[i], **{"orig_" + k: v for k, v in original.items()}})
+                if on_image is not None:
+                    self._emit(on_image, rows[-1], batch["name"][i], batch["orig_image"][i], up[0])
         for i, name in enumerate(batch["name"]):
-            self.records.append({"name": name, "loss": float(losses[i]), "dice": float(dice[i]),
-                                 "iou": float(iou[i])})
+            h, w = (batch["orig_mask"][i].shape if "orig_mask" in batch else masks.shape[-2:])
+            rows[i].update({"name": name, "height": int(h), "width": int(w)})
+            if on_image is not None and self.resolution == "network":
+                self._emit(on_image, rows[i], name, None, logits[i], images[i])
+        self.records.extend(rows)
         if self.first_batch is None and self.keep_first:
             k = self.keep_first
             self.first_batch = {"image": images[:k].float().cpu(), "mask": masks[:k].cpu(),
                                 "prob": probabilities(logits[:k]).cpu()}
+
+    @staticmethod
+    def _resize(logits: torch.Tensor, size) -> torch.Tensor:
+        if tuple(logits.shape[-2:]) == tuple(size):
+            return logits
+        return F.interpolate(logits, size=tuple(int(s) for s in size), mode="bilinear", align_corners=False)
+
+    def _emit(self, on_image, record, name, image, logits, net_image=None) -> None:
+        """Hand one image's picture and prediction to ``on_image``; the network-size picture is
+        the normalised input, so the callback gets it as a tensor under ``net_image``."""
+        prob = probabilities(logits[None])[0].cpu()
+        pred = predict_labels(logits[None], self.threshold)[0].cpu().numpy().astype(np.uint8)
+        on_image({**record, "name": name}, image, pred, prob, net_image=net_image)

@@ -1,0 +1,172 @@
+"""Predictor: a trained model as a function from any image to a mask at that image's own size.
+
+The image goes through the evaluation transforms (``build_transforms(cfg, train=False)``), so
+the network sees exactly what it saw in tools/test.py; the logits are resized back bilinearly
+to the input's size before thresholding, which is how ``--resolution original`` scores.
+
+    predictor = Predictor("configs/quickstart.yaml", "work_dirs/quickstart/best.pth")
+    result = predictor("cat.jpg")          # or a PIL image, or an (H, W[, C]) array
+    result.mask                            # (H, W) uint8 labels, 1 = pet for binary models
+    result.prob                            # (H, W) foreground probability, or (C, H, W)
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .data.oxford_pet import load_rgb
+from .data.transforms import build_transforms
+from .engine.precision import autocast_context, main_output, resolve_device
+from .engine.tta import wrap_tta
+from .losses._pixels import probabilities
+from .metrics import predict_labels
+
+__all__ = ["Predictor", "Prediction", "to_rgb"]
+
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+@dataclass
+class Prediction:
+    """One image's result, both arrays at the image's own height and width."""
+
+    mask: np.ndarray   # (H, W) uint8 labels
+    prob: np.ndarray   # (H, W) foreground probability (binary) or (C, H, W) class probabilities
+
+
+def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
+    """Any (H, W), (H, W, 1|2|3|4) array → uint8 RGB. 16-bit is scaled by 1/257, floats in
+    [0, 1] by 255; alpha is dropped (as PIL's RGB conversion does)."""
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 3 and arr.shape[2] == 2:  # grey + alpha
+        arr = arr[..., 0]
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))):
+        raise ValueError(f"Predictor: image array has shape {arr.shape}; expected (H, W) or (H, W, 1-4)")
+    if arr.dtype != np.uint8:
+        a = arr.astype(np.float64)
+        if np.issubdtype(arr.dtype, np.floating) and a.size and a.max() <= 1.0:
+            a = a * 255.0
+        elif arr.dtype in (np.uint16, np.int32, np.int64, np.uint32) or (a.size and a.max() > 255):
+            a = a / 257.0
+        arr = np.clip(a, 0, 255).round().astype(np.uint8)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    return np.ascontiguousarray(arr[..., :3])
+
+
+def to_rgb(image: ImageLike) -> np.ndarray:
+    """HWC uint8 RGB from a path (via ``load_rgb``, as the datasets read), a PIL image of any
+    mode (RGBA, L, P, CMYK, I;16 …) or a numpy array."""
+    if isinstance(image, (str, os.PathLike)):
+        return load_rgb(os.fspath(image))
+    if isinstance(image, Image.Image):
+        if image.mode in _WIDE_MODES:
+            return _array_to_rgb(np.asarray(image))
+        return np.array(image.convert("RGB"), dtype=np.uint8)
+    if isinstance(image, np.ndarray):
+        return _array_to_rgb(image)
+    raise TypeError(f"Predictor: cannot read an image from {type(image).__name__}; expected a path, "
+                    "a PIL image or a numpy array")
+
+
+def _auto_dtype(device: torch.device):
+    """bf16 where it is fast (CUDA with bf16, CPUs with AVX512-BF16 or AMX), else None (fp32)."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    cpu = getattr(torch, "cpu", None)
+    fast = any(getattr(cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return torch.bfloat16 if fast else None
+
+
+_PRECISIONS = {"fp32": None, "float32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+               "fp16": torch.float16, "float16": torch.float16}
+
+
+def _load_cfg(config):
+    from .config import load_config
+    from .plugins import import_plugins
+
+    if config is None or isinstance(config, (str, os.PathLike)):
+        cfg = load_config(os.fspath(config) if config is not None else None)
+    else:
+        cfg = config
+    import_plugins(cfg.CUSTOM_IMPORTS)
+    return cfg
+
+
+class Predictor:
+    """``Predictor(config, checkpoint)``: config is a YAML path or a CfgNode; checkpoint a .pth
+    written by training, or an exported ``.onnx`` file (run with onnxruntime).
+
+    ``device``: "auto" follows the config's DEVICE. ``precision``: "auto" uses bf16 autocast on
+    CUDA and on CPUs with native bf16, fp32 elsewhere; or "fp32", "bf16", "fp16". ``tta_flip`` /
+    ``tta_scales`` default to TEST.TTA; ``threshold`` to TEST.THRESHOLD.
+    """
+
+    def __init__(self, config, checkpoint: str, device: str = "auto", precision: str = "auto",
+                 tta_flip: Optional[bool] = None, tta_scales: Optional[Sequence[float]] = None,
+                 threshold: Optional[float] = None, batch_size: Optional[int] = None):
+        self.cfg = _load_cfg(config)
+        cfg = self.cfg
+        self.num_classes = int(cfg.MODEL.NUM_CLASSES)
+        self.threshold = float(cfg.TEST.THRESHOLD if threshold is None else threshold)
+        self.batch_size = int(batch_size or cfg.TEST.BATCH_SIZE)
+        self.transform = build_transforms(cfg, train=False)
+        self.channels_last = bool(cfg.MODEL.CHANNELS_LAST)
+        if str(checkpoint).endswith(".onnx"):
+            from .export.onnx_backend import OnnxRuntimeModel  # optional dependency: onnxruntime
+
+            self.device, self.dtype, self.channels_last = torch.device("cpu"), None, False
+            model = OnnxRuntimeModel(str(checkpoint))
+        else:
+            from .engine.trainer import prepare_model
+
+            self.device = resolve_device(cfg.DEVICE if device == "auto" else device)
+            model = prepare_model(cfg, self.device, weights=str(checkpoint))
+            if precision == "auto":
+                self.dtype = _auto_dtype(self.device)
+            elif precision in _PRECISIONS:
+                self.dtype = _PRECISIONS[precision]
+            else:
+                raise ValueError(f"Predictor: precision '{precision}' is not one of "
+                                 f"{['auto'] + sorted(_PRECISIONS)}")
+        model.eval()
+        flip = cfg.TEST.TTA.FLIP if tta_flip is None else tta_flip
+        scales = cfg.TEST.TTA.SCALES if tta_scales is None else tta_scales
+        self.model = wrap_tta(model, flip, scales)
+
+    def __call__(self, image: ImageLike) -> Prediction:
+        return self.predict(image)
+
+    def predict(self, image: ImageLike) -> Prediction:
+        """Mask and probabilities of one image, at its own size."""
+        return self.predict_batch([image])[0]
+
+    @torch.inference_mode()
+    def predict_batch(self, images: Sequence[ImageLike]) -> List[Prediction]:
+        """Predictions for many images of any sizes, run ``batch_size`` at a time."""
+        rgbs = [to_rgb(im) for im in images]
+        out: List[Prediction] = []
+        for start in range(0, len(rgbs), self.batch_size):
+            chunk = rgbs[start:start + self.batch_size]
+            x = torch.stack([self.transform(image=im)["image"] for im in chunk]).float().to(self.device)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast_context(self.device, self.dtype):
+                logits = main_output(self.model(x))
+            logits = logits.float()
+            for im, lg in zip(chunk, logits):
+                up = F.interpolate(lg[None], size=im.shape[:2], mode="bilinear", align_corners=False)
+                mask = predict_labels(up, self.threshold)[0].to(torch.uint8).cpu().numpy()
+                prob = probabilities(up)[0].cpu().numpy()
+                out.append(Prediction(mask=mask, prob=prob[0] if self.num_classes == 1 else prob))
+        return out
