@@ -24,9 +24,16 @@ class HookBase:
     Hooks read ``self.trainer`` (a weak proxy, to avoid a reference cycle) and never own the
     loop. ``after_step`` runs every step: keep it cheap. Hooks run in list order at each point;
     a hook adding to ``trainer.epoch_metrics`` must come before those that read it.
+
+    Under DDP every process runs the loop. A hook with ``main_process_only = True`` (the
+    writers: logs, TensorBoard, checkpoints, progress bar) is called on rank 0 only; the
+    others run everywhere, so a hook that makes a collective call or a decision all ranks
+    must share (evaluation, schedules, early stopping) stays in step. Hooks of your own
+    that write files should set it.
     """
 
     trainer = None
+    main_process_only = False
 
     def before_train(self) -> None:
         pass

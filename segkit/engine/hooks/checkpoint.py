@@ -24,6 +24,8 @@ class CheckpointHook(HookBase):
     Refuses to save weights that are NaN or infinite, so a good checkpoint is never replaced.
     """
 
+    main_process_only = True
+
     def __init__(self, monitor: str = "val/dice", mode: str = "max", keep_last: int = 0):
         if mode not in ("max", "min"):
             raise ValueError(f"checkpoint hook: MODE must be 'max' or 'min', got '{mode}'")

@@ -24,6 +24,8 @@ class TextLoggerHook(HookBase):
     with every metric, the epoch's time, throughput and the estimated time left.
     """
 
+    main_process_only = True
+
     def __init__(self, filename: str = "log.txt"):
         self.filename = filename
         self._handler = None
@@ -58,6 +60,8 @@ class JSONLoggerHook(HookBase):
     """Appends one JSON object per ``period`` steps and one per epoch to
     ``OUTPUT_DIR/metrics.jsonl``, so results can be read without TensorBoard.
     """
+
+    main_process_only = True
 
     def __init__(self, filename: str = "metrics.jsonl", period: int = 20):
         self.filename, self.period = filename, max(1, int(period))
@@ -124,6 +128,8 @@ class ProgressBarHook(HookBase):
     """A tqdm bar per epoch with the running loss and the epoch's ETA; silent when stderr is
     not a terminal (``disable=None``), so CI logs stay readable.
     """
+
+    main_process_only = True
 
     def __init__(self, disable=None):
         self.disable = disable

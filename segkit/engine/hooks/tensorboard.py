@@ -51,6 +51,8 @@ class TensorBoardHook(HookBase):
     the image / ground truth / probability / mask grid of up to ``max_images`` val images.
     """
 
+    main_process_only = True
+
     def __init__(self, log_graph: bool = True, max_images: int = 4, subdir: str = "tensorboard"):
         self.log_graph, self.max_images, self.subdir = log_graph, int(max_images), subdir
         self.writer = None
