@@ -19,7 +19,7 @@ from albumentations.pytorch import ToTensorV2
 
 from ..registry import TRANSFORMS, node_kwargs
 
-__all__ = ["build_transforms", "build_transform", "denormalize", "LAB_RECIPE"]
+__all__ = ["build_transforms", "build_transform", "resize_transform", "denormalize", "LAB_RECIPE"]
 
 # Bases that exist to be subclassed; naming one in a config can only be a mistake.
 _BASE_NAMES = {"BasicTransform", "DualTransform", "ImageOnlyTransform", "Transform3D"}
@@ -99,6 +99,17 @@ def build_transform(node: Mapping[str, Any], ignore_index: int = 255, where: str
         raise err(f"{where} (NAME: {name}) with {sorted(k.upper() for k in kwargs)} failed: {e}") from e
 
 
+def resize_transform(size: int) -> A.Resize:
+    """The resize to the network's SIZE x SIZE that every pipeline starts with.
+
+    Pixel-area averaging when shrinking (Oxford photos are up to 1646 px): plain bilinear
+    sampling aliases badly at 5-10x reduction; bilinear when enlarging small images; nearest
+    neighbour for masks. The data cache applies this same op, so cached items match.
+    """
+    return A.Resize(size, size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST,
+                    area_for_downscale="image")
+
+
 def build_transforms(cfg, train: bool) -> A.Compose:
     """Resize to INPUT.SIZE, the configured augmentations, then normalise and make tensors.
 
@@ -107,11 +118,8 @@ def build_transforms(cfg, train: bool) -> A.Compose:
     """
     key = "INPUT.TRAIN_TRANSFORMS" if train else "INPUT.TEST_TRANSFORMS"
     nodes: Sequence[Mapping[str, Any]] = cfg.INPUT.TRAIN_TRANSFORMS if train else cfg.INPUT.TEST_TRANSFORMS
-    size = int(cfg.INPUT.SIZE)
-    # Pixel-area averaging when shrinking (Oxford photos are up to 1646 px): plain bilinear
-    # sampling aliases badly at 5-10x reduction; bilinear when enlarging small images.
-    steps = [A.Resize(size, size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST,
-                      area_for_downscale="image")]
+    # A no-op on items the data cache (segkit.data.cache) has already resized.
+    steps = [resize_transform(int(cfg.INPUT.SIZE))]
     for i, node in enumerate(nodes):
         steps.append(build_transform(node, cfg.DATA.IGNORE_INDEX, where=f"{key}[{i}]"))
     steps += [A.Normalize(mean=list(cfg.INPUT.MEAN), std=list(cfg.INPUT.STD), max_pixel_value=255.0),
