@@ -28,6 +28,11 @@ setup(
         "tqdm",
         "pyyaml",
     ],
-    extras_require={"dev": ["pytest>=7"]},
+    # export: ONNX files (onnxscript for the dynamo exporter) and running them in onnxruntime.
+    # dev includes them so CI runs the export tests.
+    extras_require={"dev": ["pytest>=7", "onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.3"],
+                    "export": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.3"],
+                    # benchmark --peer smp: the library users compare segkit with
+                    "bench": ["segmentation-models-pytorch>=0.3"]},
     entry_points={"console_scripts": ["segkit=segkit.cli:main"]},
 )

@@ -84,18 +84,59 @@ def train_main(argv: Optional[List[str]] = None) -> int:
     trainer = Trainer(cfg, resume=resume)
     trainer.train()
     if trainer.interrupted:
-        cmd = " ".join(["python tools/train.py", args.config, "--resume", trainer.last_checkpoint or "", *args.opts])
-        print(f"segkit: stopped by {trainer.interrupted}; saved {trainer.last_checkpoint}. Resume with:\n  {cmd}",
-              file=sys.stderr)
+        from .engine.distributed import get_world_size, is_main_process
+
+        per_node = os.environ.get("LOCAL_WORLD_SIZE", get_world_size())
+        launcher = "python" if get_world_size() == 1 else f"torchrun --nproc_per_node {per_node}"
+        cmd = " ".join([f"{launcher} tools/train.py", args.config, "--resume", trainer.last_checkpoint or "",
+                        *args.opts])
+        if is_main_process():  # rank 0 saved the checkpoint; one message, not one per process
+            print(f"segkit: stopped by {trainer.interrupted}; saved {trainer.last_checkpoint}. Resume with:\n  {cmd}",
+                  file=sys.stderr)
         return 130 if trainer.interrupted == "SIGINT" else 143
     return 0
 
 
 def format_summary(result: dict) -> str:
+    """The human-readable table tools/test.py prints above its JSON line."""
     lines = [f"{result['split']} split: {result['n']} images, checkpoint {result['checkpoint']}"]
-    for key in ("loss", "dice", "iou"):
-        lines.append(f"  {key:<5} {result[f'{key}_mean']:.4f} ± {result[f'{key}_std']:.4f}  (mean ± std over images)")
+    tta = result.get("tta")
+    if tta:
+        lines.append(f"  test-time augmentation: flip {tta['flip']}, scales {tta['scales']}")
+    resolution = result.get("resolution", "network")
+    sections = [("", "original" if resolution == "original" else "network")]
+    if resolution == "both":
+        sections.append(("orig_", "original"))
+    for prefix, where in sections:
+        size = "INPUT.SIZE" if where == "network" else "each image its own size"
+        lines.append(f"  at {where} resolution ({size}):")
+        lines.append(f"    {'':<9} mean ± std over images    dataset (micro)")
+        for key in ("loss", "dice", "iou", "precision", "recall", "accuracy"):
+            if f"{prefix}{key}_mean" not in result:
+                continue
+            micro = result.get(f"{prefix}{key}_micro")
+            micro_text = f"{micro:.4f}" if isinstance(micro, float) else ""
+            lines.append(f"    {key:<9} {result[f'{prefix}{key}_mean']:.4f} ± {result[f'{prefix}{key}_std']:.4f}"
+                         f"{'':<10}{micro_text}")
+        for key in ("dice", "iou"):
+            per_class = result.get(f"{prefix}{key}_per_class")
+            if per_class:
+                lines.append(f"    {key} per class (micro): " + ", ".join(f"{c}: {v:.4f}" for c, v in enumerate(per_class)))
+    if result.get("out_dir"):
+        lines.append(f"  predictions, per_image.csv and best_worst.png in {os.path.dirname(result['out_dir']['csv'])}")
     return "\n".join(lines)
+
+
+def _test_overrides(args) -> List[str]:
+    """The test options as config overrides, so TEST.* in a config and flags mean one thing."""
+    opts = []
+    if args.resolution:
+        opts += ["TEST.RESOLUTION", args.resolution]
+    if args.tta:
+        opts += ["TEST.TTA.FLIP", str(args.tta == "flip")]
+    if args.tta_scales:
+        opts += ["TEST.TTA.SCALES", str([float(s) for s in args.tta_scales])]
+    return opts
 
 
 @user_errors
@@ -105,12 +146,22 @@ def test_main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--json-out", metavar="PATH", help="also write the JSON summary to PATH (atomically: a "
                    "reader never sees half a file)")
+    p.add_argument("--resolution", choices=["network", "original", "both"],
+                   help="score at the network's input size, at each image's original size (logits resized "
+                        "back bilinearly; the honest number), or both (original under orig_* keys). "
+                        "Default: TEST.RESOLUTION (network)")
+    p.add_argument("--tta", choices=["none", "flip"], help="test-time augmentation: average with the "
+                   "horizontally flipped image (default: TEST.TTA.FLIP)")
+    p.add_argument("--tta-scales", nargs="+", type=float, metavar="S", help="also average over these input "
+                   "scales, e.g. 0.75 1 1.25 (default: TEST.TTA.SCALES)")
+    p.add_argument("--out-dir", metavar="DIR", help="write masks/, overlays/, per_image.csv (worst first) and "
+                   "best_worst.png here")
     p.add_argument("opts", nargs="*", metavar="KEY VALUE", help=_OPTS_HELP)
     args = p.parse_intermixed_args(argv)
     from .engine import evaluate_checkpoint, setup
 
-    cfg = setup(args.config, args.opts, args.plugin, training=False)
-    result = evaluate_checkpoint(cfg, args.checkpoint, args.split)
+    cfg = setup(args.config, list(args.opts) + _test_overrides(args), args.plugin, training=False)
+    result = evaluate_checkpoint(cfg, args.checkpoint, args.split, out_dir=args.out_dir)
     if args.json_out:
         os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
         sweep.write_json_atomic(args.json_out, result)
@@ -142,25 +193,41 @@ def _first_sentence(doc: Optional[str], width: int = 100) -> str:
 
 @user_errors
 def list_main(argv: Optional[List[str]] = None) -> int:
+    """Print registered names with one-line descriptions; for backbones with --filter, also the
+    matching timm models (usable as ``tu-<name>``). A filter without wildcards matches substrings."""
     from . import data, engine, losses, models, solver  # noqa: F401  (fill the registries)
     from .registry import ALL_REGISTRIES
 
     p = argparse.ArgumentParser(prog="segkit list", description="List registered components.")
     p.add_argument("registry", nargs="?", choices=sorted(ALL_REGISTRIES), help="one registry (default: all)")
-    p.add_argument("--filter", default=None, help="fnmatch pattern, e.g. '*unet*'")
+    p.add_argument("--filter", default=None, help="fnmatch pattern, e.g. '*unet*'; plain text matches "
+                   "anywhere in the name (with backbones it also lists timm models as tu-<name>)")
     args = p.parse_args(argv)
+    pattern = args.filter
+    if pattern and not any(ch in pattern for ch in "*?["):
+        pattern = f"*{pattern}*"
     for name in [args.registry] if args.registry else sorted(ALL_REGISTRIES):
         reg = ALL_REGISTRIES[name]
         print(f"{name}:")
-        for entry in reg.list(filter=args.filter):
+        for entry in reg.list(filter=pattern):
             print(f"  {entry:<28} {_first_sentence(reg.get(entry).__doc__)}")
+        if name == "backbones":
+            if pattern:
+                import timm
+
+                for model in timm.list_models(pattern):
+                    print(f"  {'tu-' + model:<28} timm model '{model}' (features_only encoder)")
+            else:
+                print(f"  {'tu-<name>':<28} any timm model as an encoder; find names with --filter, e.g. "
+                      f"segkit list backbones --filter resnet")
     return 0
 
 
 # Commands in other modules are named "module:function" and imported only when run, so one
 # command's optional dependencies never slow down or break another.
 _COMMANDS = {"train": train_main, "test": test_main, "check-data": check_data_main, "list": list_main,
-             "sweep": sweep.main, "summarize": summary.main}
+             "sweep": sweep.main, "summarize": summary.main, "infer": "segkit.infer_cli:main",
+             "benchmark": "segkit.benchmark:main", "export": "segkit.export.cli:main"}
 
 
 def _command(name: str):

@@ -42,7 +42,8 @@ _C.DATA.ROOT = ""
 _C.DATA.DATASET = CN(new_allowed=True)
 _C.DATA.DATASET.NAME = "oxford_pet"
 # Oxford trimap value 3 (the pet's outline): "foreground" (the classic binary setup),
-# "background", or "ignore" (left out of loss and metrics).
+# "background", "ignore" (left out of loss and metrics), or "class" (the outline is class 2:
+# background 0, pet 1, boundary 2; train it with MODEL.NUM_CLASSES 3).
 _C.DATA.DATASET.BOUNDARY = "foreground"
 # Fetch the dataset into ROOT when it is missing (needs internet; tests never do).
 _C.DATA.DATASET.DOWNLOAD = False
@@ -55,6 +56,17 @@ _C.DATA.IGNORE_INDEX = 255
 
 # Data-loader worker processes; 0 loads in the main process.
 _C.DATA.NUM_WORKERS = 2
+
+# Decode and resize each sample once and keep the uint8 result at INPUT.SIZE (random
+# augmentation still runs per sample and epoch, after it): "disk" (.npz files under CACHE_DIR,
+# shared by workers and later runs), "memory" (per loading process) or "none". Entries are
+# keyed by each file's path, mtime and size, so edited files are read again.
+_C.DATA.CACHE = "disk"
+# Folder for DATA.CACHE "disk"; empty: $SEGKIT_CACHE_DIR, else ~/.cache/segkit. Safe to delete.
+_C.DATA.CACHE_DIR = ""
+# Let libjpeg decode JPEGs at 1/2, 1/4 or 1/8 scale when that still covers INPUT.SIZE (much
+# less work for large photos, nearly identical pixels after the resize).
+_C.DATA.JPEG_DRAFT = True
 
 # Scan the whole dataset before training starts and report every bad file at once
 # (``segkit check-data CONFIG`` runs the same scan on its own).
@@ -98,6 +110,15 @@ _C.MODEL.IN_CHANNELS = 3
 # Encoder: a BACKBONES registry name ("unet", "resnet34", ...) and its arguments.
 _C.MODEL.BACKBONE = CN(new_allowed=True)
 _C.MODEL.BACKBONE.NAME = "unet"
+# A local state dict (torchvision or timm key layout, classifier keys are dropped) loaded into
+# the encoder: ImageNet weights without internet. Empty: the encoder's own initialisation.
+_C.MODEL.BACKBONE.WEIGHTS = ""
+# Freeze the parameters that produce the encoder's first N feature maps (ResNet34: 1 = stem,
+# 2 = stem + layer1, …, 5 = all). 0 freezes nothing.
+_C.MODEL.BACKBONE.FREEZE_AT = 0
+# Keep every BatchNorm of the encoder in eval mode with frozen affine weights (fine-tuning
+# with small batches). Frozen stages' BatchNorms are kept in eval mode in any case.
+_C.MODEL.BACKBONE.FROZEN_BN = False
 
 # Decoder: a DECODERS registry name ("unet", ...) and its arguments.
 _C.MODEL.DECODER = CN(new_allowed=True)
@@ -106,8 +127,13 @@ _C.MODEL.DECODER.NAME = "unet"
 # Path of a checkpoint whose model weights initialise training (fine-tuning). Empty: none.
 _C.MODEL.WEIGHTS = ""
 
-# Store activations as NHWC (channels_last); faster convolutions on recent CPUs and GPUs.
-_C.MODEL.CHANNELS_LAST = False
+# Store weights and activations as NHWC (channels_last): the layout oneDNN (CPU) and tensor
+# cores (GPU) convolve fastest, in fp32 as well as bf16/fp16. False keeps NCHW.
+_C.MODEL.CHANNELS_LAST = True
+
+# Under torchrun on GPUs: BatchNorm normalises with the statistics of the whole global batch
+# (SyncBatchNorm) instead of each process's share. Needs CUDA; no effect in one process.
+_C.MODEL.SYNC_BN = False
 
 # ---------------------------------------------------------------------------- #
 # LOSS
@@ -116,6 +142,10 @@ _C.LOSS = CN()
 
 # Weighted sum of named terms: a list of {NAME: <LOSSES name>, WEIGHT: w, <kwarg>: value}.
 _C.LOSS.TERMS = [{"NAME": "bce", "WEIGHT": 1.0}]
+
+# Deep supervision (models such as u2net return [main, side1, …] while training): the weight of
+# each output in the loss, main first. Empty: 1.0 for every output (as in the U²-Net paper).
+_C.LOSS.DEEP_SUPERVISION_WEIGHTS = []
 
 # ---------------------------------------------------------------------------- #
 # SOLVER
@@ -165,11 +195,13 @@ _C.SOLVER.ACCUM_STEPS = 1
 # "skip" the batch with a warning. Checkpoints are never written from non-finite weights.
 _C.SOLVER.NONFINITE_LOSS = "stop"
 
-# Mixed precision: autocast the forward pass to DTYPE ("bfloat16" or "float16").
-# On CPU, bfloat16 is fast where the processor has AMX / AVX512-BF16.
+# Mixed precision: autocast the forward pass to DTYPE. "auto" picks per device: bf16 on a CPU
+# with native bf16 (Intel AMX / AVX512-BF16, Arm BF16) or a CUDA GPU that has it, fp16 with
+# loss scaling on older CUDA GPUs, fp32 elsewhere (emulated bf16 is slower than fp32).
+# "bfloat16" / "float16" force a dtype; ENABLED False always trains and evaluates in fp32.
 _C.SOLVER.AMP = CN()
-_C.SOLVER.AMP.ENABLED = False
-_C.SOLVER.AMP.DTYPE = "bfloat16"
+_C.SOLVER.AMP.ENABLED = True
+_C.SOLVER.AMP.DTYPE = "auto"
 
 # ---------------------------------------------------------------------------- #
 # TEST: evaluation after each epoch and in tools/test.py
@@ -181,6 +213,17 @@ _C.TEST.BATCH_SIZE = 8
 
 # Probability above which a pixel counts as foreground (binary models).
 _C.TEST.THRESHOLD = 0.5
+
+# Where metrics are taken: "network" (logits vs the mask resized to INPUT.SIZE; cheap, used by
+# default), "original" (logits resized back bilinearly to each image's own size, compared with
+# the untouched mask: the number a user gets) or "both" (original ones under orig_* keys).
+_C.TEST.RESOLUTION = "network"
+
+# Test-time augmentation for evaluation and the Predictor: logits averaged over the listed
+# input scales, each also horizontally flipped when FLIP. FLIP False and SCALES [1.0]: off.
+_C.TEST.TTA = CN()
+_C.TEST.TTA.FLIP = False
+_C.TEST.TTA.SCALES = [1.0]
 
 # ---------------------------------------------------------------------------- #
 # HOOKS: everything the training loop does besides stepping the model

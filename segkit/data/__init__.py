@@ -1,5 +1,5 @@
 """Datasets, paired transforms and loaders; importing this registers them all."""
-from . import oxford_pet, synthetic, transforms  # noqa: F401  (registration side effects)
+from . import folder, oxford_pet, synthetic, transforms  # noqa: F401  (registration side effects)
 from .build import TransformedDataset, build_dataloader, build_dataset
 from .oxford_pet import OxfordPet
 from .synthetic import SyntheticPets, generate_synthetic_pets

@@ -12,11 +12,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..registry import DATASETS
+from .cache import ResizeCache
 from .check import DataError, check_data, item_key
 from .sampler import EpochSampler, sample_seed
 from .transforms import build_transforms
 
-__all__ = ["build_dataset", "build_dataloader", "preflight", "DataError", "TransformedDataset"]
+__all__ = ["build_dataset", "build_dataloader", "build_cache", "preflight", "DataError", "TransformedDataset"]
 
 logger = logging.getLogger("segkit")
 
@@ -96,10 +97,13 @@ class TransformedDataset(Dataset):
     A key ``(epoch, index)`` (from :class:`EpochSampler`) seeds the augmentation from
     (``seed``, epoch, index), so a sample is augmented the same way whichever worker loads it
     and whether or not the run was resumed; a plain index uses the pipeline's own stream.
+    With a :class:`ResizeCache`, raw items come already decoded and resized from it (the
+    pipeline's first op, the Resize, then has nothing to do); ``dataset`` stays the raw one.
     """
 
-    def __init__(self, dataset: Dataset, transform: Callable[..., Dict[str, Any]], seed: int = 0):
-        self.dataset, self.transform, self.seed = dataset, transform, int(seed)
+    def __init__(self, dataset: Dataset, transform: Callable[..., Dict[str, Any]], seed: int = 0,
+                 cache: Optional[ResizeCache] = None):
+        self.dataset, self.transform, self.seed, self.cache = dataset, transform, int(seed), cache
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -110,7 +114,7 @@ class TransformedDataset(Dataset):
             self.reseed(sample_seed(self.seed, epoch, index))
         else:
             index = key
-        item = self.dataset[index]
+        item = self.cache.get(self.dataset, index) if self.cache is not None else self.dataset[index]
         out = self.transform(image=item["image"], mask=item["mask"])
         image, mask = out["image"], out["mask"]
         if not torch.is_tensor(image):
@@ -149,6 +153,14 @@ def seed_worker(worker_id: int) -> None:
         info.dataset.reseed(seed)
 
 
+def build_cache(cfg) -> Optional[ResizeCache]:
+    """The decode-and-resize cache DATA.CACHE asks for (see segkit.data.cache); None for "none"."""
+    if cfg.DATA.CACHE in ("none", None):
+        return None
+    return ResizeCache(int(cfg.INPUT.SIZE), mode=cfg.DATA.CACHE, cache_dir=cfg.DATA.CACHE_DIR,
+                       draft=cfg.DATA.JPEG_DRAFT)
+
+
 def build_dataloader(cfg, split: str, shuffle: Optional[bool] = None, exclude: Iterable[str] = ()) -> DataLoader:
     """A DataLoader over ``split``, augmented only for "train".
 
@@ -167,13 +179,25 @@ def build_dataloader(cfg, split: str, shuffle: Optional[bool] = None, exclude: I
     batch_size = int(cfg.SOLVER.BATCH_SIZE if train else cfg.TEST.BATCH_SIZE)
     workers = int(cfg.DATA.NUM_WORKERS)
     shuffle = train if shuffle is None else shuffle
+    # Under DDP, SOLVER.BATCH_SIZE is the global batch (each process loads its share) and
+    # every split is sharded; evaluation shards are not padded, so no image counts twice.
+    from ..engine.distributed import get_rank, get_world_size, per_process_batch  # engine imports data
+
+    rank, world = get_rank(), get_world_size()
+    drop_last = train and len(dataset) > batch_size
+    sampler = None
+    if train or world > 1:
+        sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=cfg.SEED, rank=rank, world_size=world,
+                               drop_last=drop_last, pad=train)
+    if train:
+        batch_size = per_process_batch(batch_size)
     return DataLoader(
-        TransformedDataset(dataset, build_transforms(cfg, train=train), seed=cfg.SEED),
+        TransformedDataset(dataset, build_transforms(cfg, train=train), seed=cfg.SEED, cache=build_cache(cfg)),
         batch_size=batch_size,
         # The trainer calls sampler.set_epoch(epoch) so order and augmentation depend on the epoch.
-        sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=cfg.SEED) if train else None,
-        shuffle=None if train else shuffle,
-        drop_last=train and len(dataset) > batch_size,
+        sampler=sampler,
+        shuffle=None if sampler is not None else shuffle,
+        drop_last=drop_last,
         num_workers=workers,
         persistent_workers=workers > 0,
         pin_memory=torch.cuda.is_available(),

@@ -31,6 +31,9 @@ _HEADINGS = {
     "channels": "Trimaps with more than one channel",
     "size": "Trimaps whose size differs from their image",
     "values": "Trimaps with values other than 1, 2, 3",
+    "mask_channels": "Masks with more than one channel",
+    "mask_size": "Masks whose size differs from their image",
+    "mask_values": "Masks with values outside DATA.DATASET.MASK_VALUES",
     "load": "Items that fail to load",
 }
 

@@ -13,20 +13,21 @@ from __future__ import annotations
 import os
 import random
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..registry import DATASETS
+from .cache import file_identity
 from .check import WORKERS, Problem
 
-__all__ = ["OxfordPet", "read_name_list", "load_rgb", "BOUNDARY_MODES", "TORCHVISION_FOLDER"]
+__all__ = ["OxfordPet", "read_name_list", "load_rgb", "decode_rgb", "BOUNDARY_MODES", "TORCHVISION_FOLDER"]
 
 SPLITS = ("train", "val", "test")
 # Trimap value 3 (the pet's outline) is ambiguous; each mode decides what the network learns there.
-BOUNDARY_MODES = ("foreground", "background", "ignore")
+BOUNDARY_MODES = ("foreground", "background", "ignore", "class")
 # torchvision's OxfordIIITPet downloads into <its root>/oxford-iiit-pet.
 TORCHVISION_FOLDER = "oxford-iiit-pet"
 TRIMAP_VALUES = (1, 2, 3)
@@ -54,6 +55,18 @@ def read_name_list(path: str) -> List[str]:
     return list(dict.fromkeys(names))
 
 
+def raise_missing(dataset, missing: Sequence[str], where: str, need: str) -> None:
+    """One FileNotFoundError listing (the first of) ``missing``, raised at build time rather
+    than deep inside a loader worker; nothing when the list is empty."""
+    if not missing:
+        return
+    shown = "".join(f"\n  {p}" for p in missing[:_MAX_LISTED])
+    more = f"\n  … and {len(missing) - _MAX_LISTED} more" if len(missing) > _MAX_LISTED else ""
+    raise FileNotFoundError(
+        f"{type(dataset).__name__}: {len(missing)} file(s) {where} are missing:{shown}{more}\n{need} "
+        "`segkit check-data` reports all bad files; DATA.SKIP_BAD True trains without them.")
+
+
 def load_rgb(path: str) -> np.ndarray:
     """HWC uint8 RGB pixels of any image file, whatever its real format or its extension says.
 
@@ -62,17 +75,35 @@ def load_rgb(path: str) -> np.ndarray:
     than clipped (PIL's own conversion would turn them nearly white). EXIF orientation is
     deliberately not applied: the trimaps were drawn on the stored pixels.
     """
+    return decode_rgb(path)[0]
+
+
+def decode_rgb(path: str, draft_size: Optional[int] = None) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """``load_rgb``'s pixels and the file's own (width, height).
+
+    With ``draft_size``, a JPEG is decoded by libjpeg at 1/2, 1/4 or 1/8 scale, the smallest
+    that still has at least ``draft_size`` pixels on both sides (PIL's ``draft``), for a
+    caller that resizes to that size anyway: several times less decoding work, nearly the
+    same pixels after the resize. Other formats decode in full.
+    """
     try:
         with Image.open(path) as img:
-            if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-                arr = np.asarray(img, dtype=np.float64)
-                scale = 257.0 if img.mode.startswith("I;16") or arr.max() > 255 else 1.0
-                img = Image.fromarray(np.clip(arr / scale, 0, 255).round().astype(np.uint8), mode="L")
-            return np.array(img.convert("RGB"), dtype=np.uint8)
+            size = img.size
+            if draft_size and img.format == "JPEG":
+                img.draft("RGB", (int(draft_size), int(draft_size)))
+            return _to_rgb(img), size
     except FileNotFoundError:
         raise FileNotFoundError(f"Image file '{path}' does not exist; expected a readable image there") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise RuntimeError(f"Cannot read image '{path}' ({e}); expected a JPEG/PNG/GIF image file") from e
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        scale = 257.0 if img.mode.startswith("I;16") or arr.max() > 255 else 1.0
+        img = Image.fromarray(np.clip(arr / scale, 0, 255).round().astype(np.uint8), mode="L")
+    return np.array(img.convert("RGB"), dtype=np.uint8)
 
 
 @DATASETS.register(name="oxford_pet")
@@ -86,8 +117,8 @@ class OxfordPet(torch.utils.data.Dataset):
         ignore_index: mask value for pixels left out of loss and metrics (2..255).
         val_fraction: share of trainval held out as val, chosen by ``random.Random(seed)``.
         seed: seed of that choice.
-        boundary: what trimap value 3 becomes: "foreground" (1), "background" (0) or
-            "ignore" (``ignore_index``).
+        boundary: what trimap value 3 becomes: "foreground" (1), "background" (0),
+            "ignore" (``ignore_index``) or "class" (2, a third class: the 3-class trimap task).
         download: fetch the dataset with torchvision when ``root`` lacks it. Files land in
             ``<root>/oxford-iiit-pet/`` (or in ``root`` itself when it is already named
             ``oxford-iiit-pet``); both are found by later runs with the same DATA.ROOT.
@@ -189,20 +220,16 @@ class OxfordPet(torch.utils.data.Dataset):
         """Fail at build time, naming every missing file, rather than deep inside a loader worker."""
         missing = [p for n in self.names for p in (self.image_path(n), self.trimap_path(n))
                    if not os.path.exists(p)]
-        if missing:
-            shown = "".join(f"\n  {p}" for p in missing[:_MAX_LISTED])
-            more = f"\n  … and {len(missing) - _MAX_LISTED} more" if len(missing) > _MAX_LISTED else ""
-            raise FileNotFoundError(
-                f"{type(self).__name__}: {len(missing)} file(s) listed for split '{self.split}' in "
-                f"'{self.list_path}' are missing:{shown}{more}\nEvery name in the list needs images/<Name>.jpg "
-                f"and annotations/trimaps/<Name>.png under '{self.root}'. `segkit check-data` reports all "
-                "bad files; DATA.SKIP_BAD True trains without them.")
+        raise_missing(self, missing, f"listed for split '{self.split}' in '{self.list_path}'",
+                      f"Every name in the list needs images/<Name>.jpg and annotations/trimaps/<Name>.png "
+                      f"under '{self.root}'.")
 
     def _make_lut(self) -> np.ndarray:
         """Trimap value → mask label; every value Oxford does not define becomes ignore."""
         lut = np.full(256, self.ignore_index, dtype=np.uint8)
         lut[1], lut[2] = 1, 0
-        lut[3] = {"foreground": 1, "background": 0, "ignore": self.ignore_index}[self.boundary]
+        # "class": the outline is class 2 (0 background, 1 pet, 2 boundary; MODEL.NUM_CLASSES 3).
+        lut[3] = {"foreground": 1, "background": 0, "ignore": self.ignore_index, "class": 2}[self.boundary]
         return lut
 
     # ------------------------------------------------------------------ items
@@ -239,13 +266,26 @@ class OxfordPet(torch.utils.data.Dataset):
         return len(self.names)
 
     def __getitem__(self, index: int) -> Dict[str, object]:
+        return self.load_item(index)
+
+    def load_item(self, index: int, draft_size: Optional[int] = None) -> Dict[str, object]:
+        """The item at ``index``; with ``draft_size`` the image may come decoded at a reduced
+        scale of at least that size (see ``decode_rgb``), for the data cache to resize."""
         name = self.names[index]
-        image, mask = load_rgb(self.image_path(name)), self.load_mask(name)
-        if image.shape[:2] != mask.shape:
-            (ih, iw), (mh, mw) = image.shape[:2], mask.shape
+        (image, (iw, ih)), mask = decode_rgb(self.image_path(name), draft_size), self.load_mask(name)
+        if (ih, iw) != mask.shape:
+            mh, mw = mask.shape
             raise ValueError(f"Image '{self.image_path(name)}' is {iw}x{ih} but trimap '{self.trimap_path(name)}' "
                              f"is {mw}x{mh}; expected equal sizes")
         return {"image": image, "mask": mask, "name": name}
+
+    def cache_identity(self, index: int) -> tuple:
+        """What ``load_item(index)`` depends on, for the data cache's key: both files' path,
+        mtime and size, and the trimap-to-label mapping (a subclass that changes how items
+        are made must add what it depends on)."""
+        name = self.names[index]
+        return (type(self).__qualname__, name, file_identity(self.image_path(name)),
+                file_identity(self.trimap_path(name)), self._lut.tobytes().hex())
 
     # ------------------------------------------------------------------ checking
     def find_problems(self, workers: int = WORKERS) -> List[Problem]:

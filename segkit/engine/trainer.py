@@ -23,7 +23,9 @@ from ..metrics import dice_per_image, predict_labels
 from ..models import build_model
 from ..solver import build_optimizer, build_scheduler
 from .checkpoint import load_checkpoint, load_model_weights
-from .evaluator import Evaluator
+from .distributed import (all_reduce_max, all_reduce_sum, barrier, broadcast_buffers, init_distributed,
+                          is_distributed, is_main_process, local_device, wrap_model)
+from .evaluator import Evaluator, summary_keys
 from .hooks import HookBase, build_hooks
 from .launch import seed_everything
 from .precision import amp_dtype, forward_batch, main_output, resolve_device
@@ -37,14 +39,17 @@ logger = logging.getLogger(__name__)
 def build_evaluator(cfg, loss_fn) -> Evaluator:
     return Evaluator(loss_fn, num_classes=cfg.MODEL.NUM_CLASSES, ignore_index=cfg.DATA.IGNORE_INDEX,
                      threshold=cfg.TEST.THRESHOLD, amp_dtype=amp_dtype(cfg),
-                     channels_last=cfg.MODEL.CHANNELS_LAST)
+                     channels_last=cfg.MODEL.CHANNELS_LAST, tta_flip=cfg.TEST.TTA.FLIP,
+                     tta_scales=cfg.TEST.TTA.SCALES, resolution=cfg.TEST.RESOLUTION)
 
 
 def prepare_model(cfg, device: torch.device, weights: str = None) -> torch.nn.Module:
     """Build the model, load ``weights`` (default MODEL.WEIGHTS) if set, and move it to
-    ``device`` in the configured memory layout."""
-    model = build_model(cfg)
+    ``device`` in the configured memory layout. With full-model ``weights`` the encoder's
+    MODEL.BACKBONE.WEIGHTS file is not read: it would be overwritten (and may not exist where
+    a checkpoint is evaluated or served)."""
     weights = cfg.MODEL.WEIGHTS if weights is None else weights
+    model = build_model(cfg, backbone_weights=not weights)
     if weights:
         load_model_weights(model, weights)
         logger.info("loaded weights from %s", weights)
@@ -75,14 +80,24 @@ class Trainer:
     A hook ends training early by setting ``stop_reason``; a SIGINT/SIGTERM sets
     ``interrupted`` and the run stops after the current optimizer step (``in_epoch`` then
     tells whether it stopped part-way through an epoch); ``failed`` marks an exception.
+
+    Under torchrun (DDP) every process builds the same Trainer. ``model`` stays the bare
+    model (what evaluation, checkpoints and hooks use: no collective calls hide in it) and
+    ``train_model`` is the DistributedDataParallel wrapper the training forward goes through
+    (the model itself in one process). Step and epoch numbers are reduced over all
+    processes, so every rank sees the same ``step_outputs["loss"]`` and ``epoch_metrics``
+    and takes the same decisions (skipping a batch, stopping early, the LR schedule).
     """
 
     def __init__(self, cfg, resume: Optional[str] = None):
         self.cfg = cfg
         self.output_dir = cfg.OUTPUT_DIR
         self.device = resolve_device(cfg.DEVICE)
+        init_distributed(self.device)  # no-op outside torchrun, or when setup() already joined
+        self.device = local_device(self.device)
         seed_everything(cfg.SEED, cfg.DETERMINISTIC)  # before anything draws random numbers
         self.model = prepare_model(cfg, self.device)
+        self.train_model = wrap_model(self.model, self.device, sync_bn=cfg.MODEL.SYNC_BN)
         self.model_arch = getattr(self.model, "arch", {})
         self.loss_fn = build_loss(cfg)
         bad = preflight(cfg)
@@ -112,8 +127,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def call_hooks(self, point: str) -> None:
+        main = is_main_process()
         for hook in self.hooks:
-            getattr(hook, point)()
+            if main or not hook.main_process_only:
+                getattr(hook, point)()
 
     def train(self) -> Dict:
         """Run epochs ``start_epoch..max_epochs-1``; returns the last epoch's metrics."""
@@ -124,11 +141,13 @@ class Trainer:
                     self.epoch_metrics = {}
                     self.call_hooks("before_epoch")
                     self.train_one_epoch()
-                    if self.interrupted:
+                    if self._agree_interrupted():
                         break
+                    broadcast_buffers(self.model)  # every rank evaluates and saves rank 0's model
                     self.call_hooks("after_epoch")
+                    barrier()  # rank 0 has written this epoch's files before anyone goes on
                     self.step_in_epoch = 0
-                    if self.interrupted:
+                    if self._agree_interrupted():
                         break
                     if self.stop_reason:
                         logger.info("stopping after epoch %d: %s", self.epoch + 1, self.stop_reason)
@@ -160,34 +179,45 @@ class Trainer:
                 loss_sum += out["loss"] * out["batch_size"]
                 dices.append(out["dice"])
             self.call_hooks("after_step")
-            if self.interrupted and out["stepped"]:
+            if self._agree_interrupted() and out["stepped"]:
                 return
         self.in_epoch = False
         seconds = time.perf_counter() - start
+        dice_sum, n_dice = (float(torch.cat(dices).sum()), sum(len(d) for d in dices)) if dices else (0.0, 0)
+        # Step losses and batch sizes are global already (run_step); Dice is summed here.
+        dice_sum, n_dice = all_reduce_sum(dice_sum, n_dice)
         self.epoch_metrics.update({
             "train/loss": loss_sum / n_images if n_images else float("nan"),
-            "train/dice": float(torch.cat(dices).mean()) if dices else float("nan"),
+            "train/dice": dice_sum / n_dice if n_dice else float("nan"),
             "train/img_per_s": n_images / max(seconds, 1e-9),
             "time/epoch_s": seconds,
         })
 
     def run_step(self, batch: Dict) -> None:
-        """Forward, loss, backward; an optimizer step every ACCUM_STEPS batches."""
-        images, masks, logits = forward_batch(self.model, batch, self.device, self.amp_dtype,
-                                              self.cfg.MODEL.CHANNELS_LAST)
-        loss, terms = self.loss_fn(logits, masks)
+        """Forward, loss, backward; an optimizer step every ACCUM_STEPS batches.
+
+        ``step_outputs`` loss, terms and batch_size are over all processes under DDP, so a
+        non-finite loss on any rank makes every rank skip (or stop) alike.
+        """
         last_in_epoch = self.step_in_epoch + 1 == self.epoch_batches
         boundary = (self.step_in_epoch + 1) % self.accum_steps == 0 or last_in_epoch
-        logits = main_output(logits)
-        self.step_outputs = {"loss": float(loss.detach()), "terms": terms, "batch_size": images.shape[0],
-                             "skipped": False, "stepped": False, "grad_norm": None}
-        if not torch.isfinite(loss):
-            self._non_finite(loss, terms)
-            self.step_outputs.update(skipped=True, stepped=boundary)
-            if boundary:
-                self.optimizer.zero_grad(set_to_none=True)
-            return
-        self.scaler.scale(loss / self.accum_steps).backward()
+        # Between optimizer steps DDP need not average gradients: they only accumulate.
+        sync = contextlib.nullcontext() if boundary or not is_distributed() else self.train_model.no_sync()
+        with sync:
+            images, masks, logits = forward_batch(self.train_model, batch, self.device, self.amp_dtype,
+                                                  self.cfg.MODEL.CHANNELS_LAST)
+            loss, terms = self.loss_fn(logits, masks)
+            loss_value, terms, batch_size = self._global_loss(loss, terms, images.shape[0])
+            logits = main_output(logits)
+            self.step_outputs = {"loss": loss_value, "terms": terms, "batch_size": batch_size,
+                                 "skipped": False, "stepped": False, "grad_norm": None}
+            if not math.isfinite(loss_value):
+                self._non_finite(loss_value, terms)
+                self.step_outputs.update(skipped=True, stepped=boundary)
+                if boundary:
+                    self.optimizer.zero_grad(set_to_none=True)
+                return
+            self.scaler.scale(loss / self.accum_steps).backward()
         if boundary:
             self._optimizer_step()
         with torch.no_grad():
@@ -207,14 +237,33 @@ class Trainer:
         self.num_updates += 1
         self.step_outputs["stepped"] = True
 
-    def _non_finite(self, loss: torch.Tensor, terms: Dict) -> None:
+    def _global_loss(self, loss: torch.Tensor, terms: Dict, batch_size: int):
+        """(loss, terms, batch size) over all processes: image-weighted means and the sum."""
+        if not is_distributed():
+            return float(loss.detach()), terms, batch_size
+        names = list(terms)
+        sums = all_reduce_sum(batch_size, float(loss.detach()) * batch_size,
+                              *(float(terms[k]) * batch_size for k in names))
+        n = sums[0]
+        return sums[1] / n, {k: v / n for k, v in zip(names, sums[2:])}, int(n)
+
+    def _agree_interrupted(self) -> bool:
+        """Whether to stop for a signal; under DDP all ranks agree (any rank's signal counts),
+        since a rank that stops alone would leave the others waiting in a collective."""
+        if is_distributed():
+            codes = {None: 0, "SIGTERM": 1, "SIGINT": 2}
+            agreed = int(all_reduce_max(codes.get(self.interrupted, 1))[0])
+            self.interrupted = {v: k for k, v in codes.items()}[agreed]
+        return bool(self.interrupted)
+
+    def _non_finite(self, loss: float, terms: Dict) -> None:
         where = f"epoch {self.epoch + 1}, step {self.iter + 1}"
         if self.cfg.SOLVER.NONFINITE_LOSS == "skip":
-            logger.warning("loss is %s at %s (terms %s); skipping this batch", loss.item(), where, terms)
+            logger.warning("loss is %s at %s (terms %s); skipping this batch", loss, where, terms)
             return
         last = self.last_checkpoint or "none written yet"
         raise FloatingPointError(
-            f"Loss became {loss.item()} at {where} (terms {terms}). Last good checkpoint: {last}. "
+            f"Loss became {loss} at {where} (terms {terms}). Last good checkpoint: {last}. "
             f"Lower SOLVER.BASE_LR, set SOLVER.CLIP_GRAD_NORM, or SOLVER.NONFINITE_LOSS skip.")
 
     # ------------------------------------------------------------ interrupts
@@ -273,10 +322,30 @@ class Trainer:
                     self.step_in_epoch)
 
 
-def evaluate_checkpoint(cfg, checkpoint: str, split: str = "test") -> Dict:
-    """Mean ± std of loss, Dice and IoU over ``split`` for the weights in ``checkpoint``."""
+def evaluate_checkpoint(cfg, checkpoint: str, split: str = "test", out_dir: Optional[str] = None) -> Dict:
+    """Loss and every metric over ``split`` for the weights in ``checkpoint``, at the resolution
+    and with the test-time augmentation TEST.RESOLUTION / TEST.TTA ask for.
+
+    ``out_dir`` also receives each image's mask and overlay, ``per_image.csv`` (worst first)
+    and ``best_worst.png`` (see segkit.visualize); drawn at the original size when that is scored.
+    """
+    from ..visualize import PredictionWriter
+    from ..data.transforms import denormalize
+
     device = resolve_device(cfg.DEVICE)
     model = prepare_model(cfg, device, weights=checkpoint)
     evaluator = build_evaluator(cfg, build_loss(cfg))
-    result = evaluator.run(model, build_dataloader(cfg, split), device)
+    writer = PredictionWriter(out_dir, cfg.MODEL.NUM_CLASSES) if out_dir else None
+
+    def draw(record, image, pred, prob, net_image=None):
+        if image is None:  # network size: draw on the de-normalised input
+            rgb = denormalize(net_image.float().cpu(), cfg.INPUT.MEAN, cfg.INPUT.STD)
+            image = (rgb.permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+        writer.write(record["name"], image, pred)
+
+    result = evaluator.run(model, build_dataloader(cfg, split), device, on_image=draw if writer else None)
+    if writer is not None:
+        sort_key = "orig_dice" if evaluator.resolution == "both" else "dice"
+        columns = ["name", "height", "width"] + [k for p in evaluator.prefixes for k in summary_keys(p)]
+        result["out_dir"] = writer.finish(evaluator.records, sort_key=sort_key, columns=columns)
     return {**result, "split": split, "checkpoint": checkpoint}
