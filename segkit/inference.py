@@ -22,7 +22,7 @@ from PIL import Image
 
 from .data.oxford_pet import load_rgb
 from .data.transforms import build_transforms
-from .engine.precision import autocast_context, main_output, resolve_device
+from .engine.precision import amp_dtype, autocast_context, main_output, resolve_device
 from .engine.tta import wrap_tta
 from .losses._pixels import probabilities
 from .metrics import predict_labels
@@ -78,15 +78,6 @@ def to_rgb(image: ImageLike) -> np.ndarray:
                     "a PIL image or a numpy array")
 
 
-def _auto_dtype(device: torch.device):
-    """bf16 where it is fast (CUDA with bf16, CPUs with AVX512-BF16 or AMX), else None (fp32)."""
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    cpu = getattr(torch, "cpu", None)
-    fast = any(getattr(cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-    return torch.bfloat16 if fast else None
-
-
 _PRECISIONS = {"fp32": None, "float32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
                "fp16": torch.float16, "float16": torch.float16}
 
@@ -107,8 +98,9 @@ class Predictor:
     """``Predictor(config, checkpoint)``: config is a YAML path or a CfgNode; checkpoint a .pth
     written by training, or an exported ``.onnx`` file (run with onnxruntime).
 
-    ``device``: "auto" follows the config's DEVICE. ``precision``: "auto" uses bf16 autocast on
-    CUDA and on CPUs with native bf16, fp32 elsewhere; or "fp32", "bf16", "fp16". ``tta_flip`` /
+    ``device``: "auto" follows the config's DEVICE. ``precision``: "auto" follows SOLVER.AMP as
+    evaluation does (by default bf16 autocast on CUDA and on CPUs with native bf16, fp32
+    elsewhere); or "fp32", "bf16", "fp16". ``tta_flip`` /
     ``tta_scales`` default to TEST.TTA; ``threshold`` to TEST.THRESHOLD.
     """
 
@@ -132,8 +124,8 @@ class Predictor:
 
             self.device = resolve_device(cfg.DEVICE if device == "auto" else device)
             model = prepare_model(cfg, self.device, weights=str(checkpoint))
-            if precision == "auto":
-                self.dtype = _auto_dtype(self.device)
+            if precision == "auto":  # as evaluation runs: SOLVER.AMP (bf16 where the hardware has it)
+                self.dtype = amp_dtype(cfg, self.device)
             elif precision in _PRECISIONS:
                 self.dtype = _PRECISIONS[precision]
             else:
