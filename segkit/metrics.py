@@ -23,7 +23,7 @@ from typing import Dict, Tuple
 import torch
 
 __all__ = ["predict_labels", "confusion_counts", "pixel_counts", "scores_from_counts", "per_image_scores",
-           "dice_per_image", "iou_per_image", "precision_per_image", "recall_per_image",
+           "per_image_from_counts", "dice_per_image", "iou_per_image", "precision_per_image", "recall_per_image",
            "accuracy_per_image", "micro_scores", "METRICS"]
 
 # The overlap metrics, in the order reports show them; accuracy is counted apart (it needs TN).
@@ -89,10 +89,16 @@ def per_image_scores(pred: torch.Tensor, target: torch.Tensor, num_classes: int 
                      ignore_index: int = 255) -> Dict[str, torch.Tensor]:
     """Every metric for each image, (B,) each: dice, iou, precision, recall (averaged over the
     classes present), and accuracy (share of labelled pixels labelled right; 1 when none are)."""
-    tp, fp, fn = confusion_counts(pred, target, num_classes, ignore_index)
+    return per_image_from_counts(*confusion_counts(pred, target, num_classes, ignore_index),
+                                 *pixel_counts(pred, target, ignore_index))
+
+
+def per_image_from_counts(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor, correct: torch.Tensor,
+                          valid: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """:func:`per_image_scores` from counts already taken (``confusion_counts``, ``pixel_counts``),
+    for callers that keep the counts too (micro metrics) and should not count twice."""
     present = (tp + fp + fn) > 0
     out = {k: _mean_over_present(v, present) for k, v in scores_from_counts(tp, fp, fn).items()}
-    correct, valid = pixel_counts(pred, target, ignore_index)
     out["accuracy"] = _ratio(correct, valid, torch.ones_like(valid, dtype=torch.bool))
     return out
 

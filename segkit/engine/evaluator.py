@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data._utils.collate import default_collate
 
 from ..losses._pixels import probabilities
-from ..metrics import METRICS, confusion_counts, micro_scores, pixel_counts, per_image_scores, predict_labels
+from ..metrics import (METRICS, confusion_counts, micro_scores, per_image_from_counts, pixel_counts,
+                       predict_labels)
 from .distributed import gather_list
 from .precision import forward_batch
 from .tta import wrap_tta
@@ -164,9 +165,9 @@ class Evaluator:
         """One dict per image: loss, every metric and the raw counts, keys with ``prefix``."""
         losses = self.loss_fn.per_image(logits, masks)
         pred = predict_labels(logits, self.threshold)
-        scores = per_image_scores(pred, masks, self.num_classes, self.ignore_index)
         tp, fp, fn = confusion_counts(pred, masks, self.num_classes, self.ignore_index)
         correct, valid = pixel_counts(pred, masks, self.ignore_index)
+        scores = per_image_from_counts(tp, fp, fn, correct, valid)
         rows = []
         for i in range(masks.shape[0]):
             row = {f"{prefix}loss": float(losses[i])}
