@@ -52,16 +52,25 @@ def _timm_optimizer(timm_name: str, model, lr, weight_decay, no_decay_norm_bias,
                                filter_bias_and_bn=no_decay_norm_bias, **kwargs)
 
 
-@OPTIMIZERS.register(name="adam")
-def adam(model, lr, weight_decay, no_decay_norm_bias, **kwargs):
-    """torch Adam; decay is L2 on the gradient. kwargs: betas, eps, amsgrad."""
-    return _timm_optimizer("adam", model, lr, weight_decay, no_decay_norm_bias, **kwargs)
+def _register_timm_optimizer(name: str, doc: str) -> None:
+    """Register ``name`` as timm's optimizer of the same name: the optimizers that need no
+    arguments of their own share one body."""
+    def build(model, lr, weight_decay, no_decay_norm_bias, **kwargs):
+        return _timm_optimizer(name, model, lr, weight_decay, no_decay_norm_bias, **kwargs)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = doc
+    OPTIMIZERS.register(name=name)(build)
 
 
-@OPTIMIZERS.register(name="adamw")
-def adamw(model, lr, weight_decay, no_decay_norm_bias, **kwargs):
-    """torch AdamW; decay is decoupled from the gradient. kwargs: betas, eps, amsgrad."""
-    return _timm_optimizer("adamw", model, lr, weight_decay, no_decay_norm_bias, **kwargs)
+for _name, _doc in {
+    "adam": "torch Adam; decay is L2 on the gradient. kwargs: betas, eps, amsgrad.",
+    "adamw": "torch AdamW; decay is decoupled from the gradient. kwargs: betas, eps, amsgrad.",
+    "radam": "torch RAdam: Adam without the early-step variance blow-up. kwargs: betas, eps.",
+    "rmsprop": "torch RMSprop with timm's defaults (alpha 0.9, momentum 0.9). kwargs: alpha, eps, momentum.",
+    "lamb": "timm LAMB: per-layer trust ratio, for very large batches. kwargs: betas, eps.",
+}.items():
+    _register_timm_optimizer(_name, _doc)
 
 
 @OPTIMIZERS.register(name="sgd")
@@ -72,30 +81,12 @@ def sgd(model, lr, weight_decay, no_decay_norm_bias, momentum=0.9, nesterov=Fals
                            no_decay_norm_bias, momentum=momentum, **kwargs)
 
 
-@OPTIMIZERS.register(name="radam")
-def radam(model, lr, weight_decay, no_decay_norm_bias, **kwargs):
-    """torch RAdam: Adam without the early-step variance blow-up. kwargs: betas, eps."""
-    return _timm_optimizer("radam", model, lr, weight_decay, no_decay_norm_bias, **kwargs)
-
-
 @OPTIMIZERS.register(name="ranger")
 def ranger(model, lr, weight_decay, no_decay_norm_bias, alpha=0.5, k=6, **kwargs):
     """Ranger: timm Lookahead (slow weights pulled ``alpha`` every ``k`` steps) around RAdam."""
     # Built here rather than as timm's "lookahead_radam" so alpha and k can be configured.
     return Lookahead(_timm_optimizer("radam", model, lr, weight_decay, no_decay_norm_bias, **kwargs),
                      alpha=alpha, k=k)
-
-
-@OPTIMIZERS.register(name="rmsprop")
-def rmsprop(model, lr, weight_decay, no_decay_norm_bias, **kwargs):
-    """torch RMSprop with timm's defaults (alpha 0.9, momentum 0.9). kwargs: alpha, eps, momentum."""
-    return _timm_optimizer("rmsprop", model, lr, weight_decay, no_decay_norm_bias, **kwargs)
-
-
-@OPTIMIZERS.register(name="lamb")
-def lamb(model, lr, weight_decay, no_decay_norm_bias, **kwargs):
-    """timm LAMB: per-layer trust ratio, for very large batches. kwargs: betas, eps."""
-    return _timm_optimizer("lamb", model, lr, weight_decay, no_decay_norm_bias, **kwargs)
 
 
 def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
