@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Set
+from typing import Any, Callable, Dict, Iterable, List, Sequence, Set
 
 __all__ = ["Problem", "DataReport", "DataError", "check_dataset", "check_data", "item_key"]
 
@@ -171,18 +171,24 @@ def check_dataset(dataset, split: str, allow_empty: bool = False, workers: int =
     return report
 
 
+def scan(items: Iterable, find: Callable[[Any], List[Problem]], workers: int = WORKERS) -> List[Problem]:
+    """``find(item)`` for every item, in ``workers`` threads (decoding releases the GIL), as one
+    list in item order: how every dataset's ``find_problems`` walks its samples."""
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        return [p for found in pool.map(find, items) for p in found]
+
+
 def _load_every_item(dataset, split: str, workers: int) -> List[Problem]:
     """The generic fallback: ``dataset[i]`` for every i, each failure a Problem."""
-    def load(index: int):
+    def load(index: int) -> List[Problem]:
         try:
             dataset[index]
         except Exception as e:  # noqa: BLE001  report whatever training would trip over
-            return Problem(f"{type(dataset).__name__}[{index}]", f"raises {type(e).__name__}: {e}",
-                           "the item to load", item_key(split, index), "item", "load")
-        return None
+            return [Problem(f"{type(dataset).__name__}[{index}]", f"raises {type(e).__name__}: {e}",
+                            "the item to load", item_key(split, index), "item", "load")]
+        return []
 
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        return [p for p in pool.map(load, range(len(dataset))) if p is not None]
+    return scan(range(len(dataset)), load, workers)
 
 
 def check_data(cfg, splits: Sequence[str] = ("train", "val", "test"), workers: int = WORKERS) -> DataReport:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import random
-from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
@@ -25,7 +24,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..registry import DATASETS
-from .check import WORKERS, Problem
+from .check import WORKERS, Problem, scan
 from .oxford_pet import _IMAGE_EXTENSIONS, _probe, load_rgb, raise_missing, read_name_list
 
 __all__ = ["FolderDataset", "parse_mask_values"]
@@ -199,9 +198,7 @@ class FolderDataset(torch.utils.data.Dataset):
     # ------------------------------------------------------------------ checking
     def find_problems(self, workers: int = WORKERS) -> List[Problem]:
         """Every problem of this split, found by decoding each image and mask as training would."""
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            per_name = list(pool.map(self._sample_problems, self.names))
-        return self._list_problems + [p for problems in per_name for p in problems]
+        return self._list_problems + scan(self.names, self._sample_problems, workers)
 
     def _sample_problems(self, name: str) -> List[Problem]:
         why = f"sample '{name}' is in split '{self.split}'"

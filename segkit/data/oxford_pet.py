@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import random
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -21,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..registry import DATASETS
 from .cache import file_identity
-from .check import WORKERS, Problem
+from .check import WORKERS, Problem, scan
 
 __all__ = ["OxfordPet", "read_name_list", "load_rgb", "decode_rgb", "BOUNDARY_MODES", "TORCHVISION_FOLDER"]
 
@@ -295,9 +294,7 @@ class OxfordPet(torch.utils.data.Dataset):
         training. Problems come in list order; nothing is raised for bad data.
         """
         head = [self._list_problem] if self._list_problem else []
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            per_name = list(pool.map(self._sample_problems, self.names))
-        return head + [p for problems in per_name for p in problems]
+        return head + scan(self.names, self._sample_problems, workers)
 
     def _sample_problems(self, name: str) -> List[Problem]:
         listed = f"{os.path.basename(self.list_path)} lists '{name}'"
