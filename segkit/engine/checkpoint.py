@@ -14,6 +14,7 @@ from typing import Any, Dict, Optional
 import torch
 
 from .. import __version__
+from ..models.weights import compare_state_dicts
 
 __all__ = ["atomic_save", "atomic_copy", "load_checkpoint", "load_model_weights", "CheckpointError", "unwrap"]
 
@@ -87,9 +88,7 @@ def load_model_weights(model: torch.nn.Module, path: str, ckpt: Optional[Dict[st
     state = ckpt.get("model", ckpt)
     bare = unwrap(model)
     own = bare.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shape = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    missing, unexpected, shape = compare_state_dicts(own, state)
     if missing or unexpected or shape:
         theirs = ckpt.get("arch") or "unknown"
         detail = "; ".join(f"{label}: {keys[:5]}{' …' if len(keys) > 5 else ''}" for label, keys in

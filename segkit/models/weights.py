@@ -7,12 +7,12 @@ names, so loading is a key match: wrapper prefixes are stripped, the classifier 
 dropped, and anything else that does not fit is an error listing the keys.
 """
 import os
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 from torch import nn
 
-__all__ = ["load_backbone_weights", "HEAD_PREFIXES"]
+__all__ = ["load_backbone_weights", "compare_state_dicts", "HEAD_PREFIXES"]
 
 # Classification heads (torchvision, timm, Cadene) that an encoder never has.
 HEAD_PREFIXES = ("fc.", "classifier.", "head.", "head_drop.", "conv_head.", "last_linear.", "AuxLogits.",
@@ -50,6 +50,16 @@ def _strip_wrappers(sd: Dict[str, torch.Tensor], own: set) -> Dict[str, torch.Te
     return sd
 
 
+def compare_state_dicts(own: Dict[str, torch.Tensor], theirs: Dict[str, torch.Tensor]
+                        ) -> Tuple[List[str], List[str], List[str]]:
+    """Keys of ``own`` missing from ``theirs``, keys of ``theirs`` unknown to ``own``, and shared
+    keys whose shapes differ: what every "does not fit" error lists (in each dict's order)."""
+    missing = [k for k in own if k not in theirs]
+    unexpected = [k for k in theirs if k not in own]
+    shape = [k for k in own if k in theirs and tuple(own[k].shape) != tuple(theirs[k].shape)]
+    return missing, unexpected, shape
+
+
 def _short(keys: List[str], n: int = 8) -> str:
     return ", ".join(keys[:n]) + (f", … ({len(keys)} in all)" if len(keys) > n else "")
 
@@ -64,11 +74,11 @@ def load_backbone_weights(backbone: nn.Module, path: str) -> None:
     own = set(own_sd)
     sd = _strip_wrappers(_read_state_dict(path), own)
     sd = {k: v for k, v in sd.items() if not k.startswith(HEAD_PREFIXES) or k in own}
+    missing, unexpected, shape_keys = compare_state_dicts(own_sd, sd)
     # BatchNorm's step counter is bookkeeping, not a weight; old torchvision files lack it.
-    missing = sorted(k for k in own - set(sd) if not k.endswith("num_batches_tracked"))
-    unexpected = sorted(set(sd) - own)
-    shapes = sorted(f"{k} {tuple(sd[k].shape)} vs {tuple(own_sd[k].shape)}" for k in own & set(sd)
-                    if sd[k].shape != own_sd[k].shape)
+    missing = sorted(k for k in missing if not k.endswith("num_batches_tracked"))
+    unexpected = sorted(unexpected)
+    shapes = sorted(f"{k} {tuple(sd[k].shape)} vs {tuple(own_sd[k].shape)}" for k in shape_keys)
     if missing or unexpected or shapes:
         parts = [f"missing keys: {_short(missing)}" if missing else "",
                  f"unexpected keys: {_short(unexpected)}" if unexpected else "",
