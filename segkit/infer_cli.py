@@ -12,10 +12,9 @@ import sys
 from typing import List, Optional
 
 from .cli import user_errors
+from .data.oxford_pet import IMAGE_EXTENSIONS  # what the datasets read as images
 
 __all__ = ["main", "expand_inputs"]
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def expand_inputs(inputs: List[str]) -> List[str]:
@@ -52,7 +51,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--tta-scales", nargs="+", type=float, metavar="S", help="also average over these scales")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 … (default: the config's DEVICE)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="auto: bf16 on CUDA and on CPUs with native bf16, else fp32")
+                   help="auto: as the config's SOLVER.AMP (by default bf16 on CUDA and on CPUs with native "
+                        "bf16, else fp32)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     from tqdm import tqdm

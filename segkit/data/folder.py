@@ -25,7 +25,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..registry import DATASETS
 from .check import WORKERS, Problem, scan
-from .oxford_pet import _IMAGE_EXTENSIONS, _probe, load_rgb, raise_missing, read_name_list
+from .oxford_pet import IMAGE_EXTENSIONS, _probe, load_rgb, raise_missing, read_name_list
 
 __all__ = ["FolderDataset", "parse_mask_values"]
 
@@ -102,7 +102,7 @@ class FolderDataset(torch.utils.data.Dataset):
         out: Dict[str, str] = {}
         for f in sorted(os.listdir(self.image_dir)):
             stem, ext = os.path.splitext(f)
-            if ext.lower() in _IMAGE_EXTENSIONS and os.path.isfile(os.path.join(self.image_dir, f)):
+            if ext.lower() in IMAGE_EXTENSIONS and os.path.isfile(os.path.join(self.image_dir, f)):
                 out.setdefault(stem, os.path.join(self.image_dir, f))
         return out
 

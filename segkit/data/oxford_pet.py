@@ -32,7 +32,7 @@ TORCHVISION_FOLDER = "oxford-iiit-pet"
 TRIMAP_VALUES = (1, 2, 3)
 # How many missing files a strict construction error names before "… and N more".
 _MAX_LISTED = 20
-_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 
 _LAYOUT_HINT = ("expected the official Oxford-IIIT Pet layout: <root>/images/<Name>.jpg, "
                 "<root>/annotations/trimaps/<Name>.png and <root>/annotations/{trainval,test}.txt. "
@@ -338,7 +338,7 @@ class OxfordPet(torch.utils.data.Dataset):
                 listed.update(read_name_list(os.path.join(self.root, "annotations", list_name)))
             except (OSError, UnicodeDecodeError):
                 pass
-        notes = [f"images/{f}: {'not an image' if not f.lower().endswith(_IMAGE_EXTENSIONS) else 'not a .jpg'}"
+        notes = [f"images/{f}: {'not an image' if not f.lower().endswith(IMAGE_EXTENSIONS) else 'not a .jpg'}"
                  "; ignored (only images/<Name>.jpg of listed names are read)"
                  for f in files if not f.endswith(".jpg")]
         unlisted = [f for f in files if f.endswith(".jpg") and f[:-4] not in listed]
