@@ -1,12 +1,10 @@
 """Turning a trained model into an ONNX or TorchScript file that accepts any input size.
 
 Both formats are made by tracing: the model runs once on an example and the recorded
-operations become the graph. ``Segmentor.forward`` pads an input to a multiple of the
-encoder's stride only ``if`` it needs padding, and a trace keeps just the branch the example
-took, so a model traced at 64 px would silently skip the padding at 70 px and fail in the
-decoder's concatenation. ``ExportWrapper`` therefore always pads (by an amount computed from
-the input's shape, zero when none is needed), which the tracer records as shape arithmetic:
-the file then pads, runs and crops exactly as the Segmentor does, at every size.
+operations become the graph. ``Segmentor.forward`` pads every input to a multiple of the
+encoder's stride (by an amount computed from the input's shape, zero when none is needed),
+which the tracer records as shape arithmetic, so the file pads, runs and crops exactly as
+the Segmentor does, at every size.
 
 ONNX uses torch's TorchScript-based exporter (``dynamo=False``) by default: with the
 wrapper it matches PyTorch as closely as torch 2.14's default dynamo exporter does (both
@@ -21,8 +19,8 @@ import warnings
 from typing import Callable, Optional
 
 import torch
-import torch.nn.functional as F
 
+from ..engine.precision import main_output
 from .onnx_backend import OnnxRuntimeModel, require
 
 __all__ = ["ExportWrapper", "export_onnx", "export_torchscript", "export_model", "load_exported", "max_abs_diff",
@@ -33,30 +31,16 @@ EXPORTERS = ("torchscript", "dynamo")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".torchscript"}
 
 
-def _main(logits):
-    return logits[0] if isinstance(logits, (list, tuple)) else logits
-
-
 class ExportWrapper(torch.nn.Module):
-    """A Segmentor's forward with unconditional pad-to-stride, so traces work at any size.
-
-    Models without ``backbone``/``decoder``/``output_stride`` (user models registered some
-    other way) are called as they are. Returns the main logits only (deep supervision off).
-    """
+    """The model as an exported file sees it: one logits tensor (a deep-supervision list, which
+    only training mode returns, reduced to its main output)."""
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model = model
-        self.stride = int(getattr(model, "output_stride", 0) or 0)
-        self.split = self.stride > 0 and hasattr(model, "backbone") and hasattr(model, "decoder")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.split:
-            return _main(self.model(x))
-        h, w = x.shape[-2], x.shape[-1]
-        s = self.stride
-        x = F.pad(x, [0, (s - w % s) % s, 0, (s - h % s) % s])
-        return _main(self.model.decoder(self.model.backbone(x)))[..., :h, :w]
+        return main_output(self.model(x))
 
 
 def _prepared(model: torch.nn.Module) -> ExportWrapper:
@@ -137,7 +121,7 @@ def max_abs_diff(reference: torch.nn.Module, exported: Callable, images: torch.T
                  reference_fn: Optional[Callable] = None) -> float:
     """Largest |logit difference| between PyTorch and the exported file on ``images``."""
     with torch.no_grad():
-        ref = _main((reference_fn or reference)(images.float())).float().cpu()
+        ref = main_output((reference_fn or reference)(images.float())).float().cpu()
         out = exported(images.float()).float().cpu()
     if ref.shape != out.shape:
         raise ValueError(f"exported model returned shape {tuple(out.shape)} where PyTorch returns {tuple(ref.shape)}")

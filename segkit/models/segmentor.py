@@ -44,9 +44,10 @@ class Segmentor(nn.Module):
 
     def forward(self, x: torch.Tensor):
         h, w = x.shape[-2:]
-        pad_h, pad_w = -h % self.output_stride, -w % self.output_stride
-        if pad_h or pad_w:
-            x = F.pad(x, [0, pad_w, 0, pad_h])
+        # Padded unconditionally (by 0 when the size already fits): a trace (ONNX, TorchScript)
+        # records the pad as shape arithmetic and so works at every size, where an ``if`` would
+        # freeze the branch the example input took.
+        x = F.pad(x, [0, -w % self.output_stride, 0, -h % self.output_stride])
         logits = self.decoder(self.backbone(x))
         if isinstance(logits, (list, tuple)):
             return [out[..., :h, :w] for out in logits]
