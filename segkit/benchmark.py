@@ -36,6 +36,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from .cli import _OPTS_HELP, user_errors
+from .engine.allocator import configure_allocator
 
 __all__ = ["main", "PlainPetDataset"]
 
@@ -406,7 +407,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "torch_threads": torch.get_num_threads(), "precision": run.precision,
                     "channels_last": bool(cfg.MODEL.CHANNELS_LAST), "compile": args.compile,
                     "size": int(cfg.INPUT.SIZE), "batch_size": bs, "num_workers": int(cfg.DATA.NUM_WORKERS),
-                    "cache": cfg.DATA.CACHE, "model": dict(getattr(run.model, "arch", {}))}
+                    "cache": cfg.DATA.CACHE, "model": dict(getattr(run.model, "arch", {})),
+                    "malloc_keep_freed": configure_allocator(cfg)}
     print(f"segkit benchmark: {args.config} on {device} ({torch.get_num_threads()} threads), "
           f"{run.precision}, channels_last={cfg.MODEL.CHANNELS_LAST}, {cfg.INPUT.SIZE} px, batch {bs}, "
           f"{cfg.DATA.NUM_WORKERS} workers, cache {cfg.DATA.CACHE}", flush=True)
@@ -510,6 +512,9 @@ def _print_table(r: Dict) -> None:
               f"{p['train_img_s_fast']:.2f} img/s (segkit {r['peer_ratios']['train_vs_fast']:.2f}x)")
     print(f"loader / train: {r['loader_over_train']:.2f}x; peak memory {r.get('peak_mem_mb', 0):.0f} MB"
           + (f" (cache filled at {r['cache_fill_img_s']:.1f} img/s)" if r.get("cache_fill_img_s") else ""))
+    if r.get("malloc_keep_freed") and (b or "peer" in r):
+        print("note: MALLOC_KEEP_FREED holds for the whole process, so the plain loop and the peer ran with it "
+              "too; run again with MALLOC_KEEP_FREED False to time them as a separate process would")
 
 
 def _finish(result: Dict, args) -> int:

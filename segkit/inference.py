@@ -84,6 +84,7 @@ _PRECISIONS = {"fp32": None, "float32": None, "bf16": torch.bfloat16, "bfloat16"
 
 def _load_cfg(config):
     from .config import load_config
+    from .engine.allocator import configure_allocator
     from .plugins import import_plugins
 
     if config is None or isinstance(config, (str, os.PathLike)):
@@ -91,6 +92,7 @@ def _load_cfg(config):
     else:
         cfg = config
     import_plugins(cfg.CUSTOM_IMPORTS)
+    configure_allocator(cfg)
     return cfg
 
 

@@ -3,6 +3,7 @@ time-to-quality, each ending in one JSON line."""
 import importlib.util
 import json
 import os
+import platform
 import subprocess
 import sys
 
@@ -40,6 +41,9 @@ def test_benchmark_with_baseline_reports_positive_ratios(tmp_path, synthetic_roo
     assert set(result["ratios"]) == {"train", "infer", "latency", "loader"}
     assert all(isinstance(v, float) and v > 0 for v in result["ratios"].values())
     assert "plain loop" in stdout
+    # The allocator setting is process-wide: the output says the plain loop ran with it too.
+    assert result["malloc_keep_freed"] is (platform.libc_ver()[0] == "glibc")
+    assert ("MALLOC_KEEP_FREED False" in stdout) is result["malloc_keep_freed"]
 
 
 def test_benchmark_time_to_dice(tmp_path, synthetic_root, capsys, monkeypatch):

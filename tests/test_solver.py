@@ -78,6 +78,34 @@ def test_sgd_momentum_and_nesterov_flag():
     assert g["momentum"] == 0.8 and g["nesterov"] is True
 
 
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_fused_step_by_default_and_same_update_as_unfused(name):
+    # No conv bias in front of BatchNorm: its gradient is rounding noise, which Adam scales up
+    # to full steps of either sign.
+    def model():
+        return nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 1, 1))
+
+    fused_model, plain_model = model(), model()
+    plain_model.load_state_dict(fused_model.state_dict())
+    fused = build_optimizer(make_cfg(optimizer=name, base_lr=1e-2), fused_model)
+    plain = build_optimizer(make_cfg(optimizer={"NAME": name, "FUSED": False}, base_lr=1e-2), plain_model)
+    assert fused.param_groups[0]["fused"] is True and not plain.param_groups[0]["fused"]
+    x = torch.randn(2, 3, 8, 8)
+    for model, optimizer in ((fused_model, fused), (plain_model, plain)):
+        for _ in range(3):
+            optimizer.zero_grad()
+            model(x).square().mean().backward()
+            optimizer.step()
+    for a, b in zip(fused_model.parameters(), plain_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_no_fused_step_where_torch_has_none_or_foreach_is_asked_for():
+    assert "fused" not in build_optimizer(make_cfg(optimizer="radam"), tiny_model()).defaults
+    g = build_optimizer(make_cfg(optimizer={"NAME": "adam", "FOREACH": True}), tiny_model()).param_groups[0]
+    assert g["foreach"] is True and not g["fused"]
+
+
 def test_ranger_is_lookahead_around_radam():
     optimizer = build_optimizer(make_cfg(optimizer={"NAME": "ranger", "K": 5}), tiny_model())
     assert isinstance(optimizer, Lookahead) and isinstance(optimizer._base_optimizer, torch.optim.RAdam)

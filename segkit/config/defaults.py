@@ -30,6 +30,12 @@ _C.DETERMINISTIC = False
 # "auto" picks cuda when available, else cpu; or name one ("cpu", "cuda", "cuda:1").
 _C.DEVICE = "auto"
 
+# Linux/glibc: keep the memory tensors free inside the process rather than returning it to the
+# kernel after every step, so CPU training stops faulting its activations in afresh (about
+# 10 % faster on CPU; the process then holds its peak memory until it exits). Skipped when
+# MALLOC_* tunables are set or another allocator (jemalloc, tcmalloc) is preloaded.
+_C.MALLOC_KEEP_FREED = True
+
 # ---------------------------------------------------------------------------- #
 # DATA
 # ---------------------------------------------------------------------------- #

@@ -12,6 +12,7 @@ import torch
 
 from ..config import dump_config, load_config
 from ..plugins import import_plugins
+from .allocator import configure_allocator
 from .distributed import init_distributed, is_main_process, launched_rank, launched_world_size
 from .precision import resolve_device
 
@@ -86,6 +87,7 @@ def setup(config_path: str, opts: Sequence[str] = (), plugins: Sequence[str] = (
     import_plugins(plugins)
     cfg = load_config(config_path, opts)
     import_plugins(cfg.CUSTOM_IMPORTS)
+    configure_allocator(cfg)
     seed_everything(cfg.SEED, cfg.DETERMINISTIC)
     if launched_world_size() > 1:  # started by torchrun
         init_distributed(resolve_device(cfg.DEVICE))

@@ -22,6 +22,7 @@ from ..losses import build_loss
 from ..metrics import dice_per_image, predict_labels
 from ..models import build_model
 from ..solver import build_optimizer, build_scheduler
+from .allocator import configure_allocator
 from .checkpoint import load_checkpoint, load_model_weights
 from .distributed import (all_reduce_max, all_reduce_sum, barrier, broadcast_buffers, init_distributed,
                           is_distributed, is_main_process, local_device, wrap_model)
@@ -92,6 +93,7 @@ class Trainer:
     def __init__(self, cfg, resume: Optional[str] = None):
         self.cfg = cfg
         self.output_dir = cfg.OUTPUT_DIR
+        configure_allocator(cfg)
         self.device = resolve_device(cfg.DEVICE)
         init_distributed(self.device)  # no-op outside torchrun, or when setup() already joined
         self.device = local_device(self.device)
