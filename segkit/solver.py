@@ -55,7 +55,7 @@ def _fused_by_default(timm_name: str, model) -> bool:
 
     On CPU torch otherwise runs Adam one parameter at a time; the fused step does the same
     arithmetic in one pass over the weights and halves the optimizer's share of a training
-    step (ResNet34-UNet, 128 px, 2 cores: 60 ms -> 29 ms of ~450 ms). It needs floating-point
+    step (light ResNet34-UNet, 128 px, 2 cores: 60 ms -> 29 ms of ~450 ms). It needs floating-point
     parameters on a device with fused kernels.
     """
     if timm_name not in _FUSABLE or not isinstance(model, torch.nn.Module):
