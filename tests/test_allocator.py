@@ -11,14 +11,13 @@ from segkit.engine import allocator
 glibc_only = pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
                                 reason="the setting exists only for glibc's malloc")
 
-# One "training step": 24 blocks of 4 MiB allocated, written (each page faults in if it is
-# fresh from the kernel) and freed together, as activations are; minor page faults counted
-# over steps 2-6.
-_STEPS = """
-import resource, sys, torch
+# With the setting on, one "training step": 24 blocks of 4 MiB allocated, written (each page
+# faults in if it is fresh from the kernel) and freed together, as activations are; minor page
+# faults counted over steps 2-6.
+_KEPT_STEPS = """
+import resource, torch
 from segkit.engine.allocator import keep_freed_memory
-if sys.argv[1] == "keep":
-    assert keep_freed_memory()
+assert keep_freed_memory()
 def step():
     blocks = [torch.ones(2**20) for _ in range(24)]
     del blocks
@@ -30,9 +29,9 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-def _faults(mode: str) -> int:
+def _kept_faults() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
-    out = subprocess.run([sys.executable, "-c", _STEPS, mode], capture_output=True, text=True, env=env,
+    out = subprocess.run([sys.executable, "-c", _KEPT_STEPS], capture_output=True, text=True, env=env,
                          check=True)
     return int(out.stdout.strip().splitlines()[-1])
 
@@ -41,7 +40,7 @@ def _faults(mode: str) -> int:
 def test_freed_blocks_are_reused_without_page_faults():
     # glibc's own default adapts its thresholds as it goes and faults anywhere from a fifth to
     # all of these pages (measured: 25,000-123,000), so only the kept side has a fixed bound.
-    kept = _faults("keep")
+    kept = _kept_faults()
     pages = 5 * 24 * (4 * 2**20) // 4096  # what five steps fault when nothing is reused
     assert kept < pages // 20, f"with the setting, steps should reuse freed memory; saw {kept} faults"
 
