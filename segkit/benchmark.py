@@ -32,13 +32,13 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from .cli import _OPTS_HELP, user_errors
 from .engine.allocator import configure_allocator
+from .experiments.plain_loop import plain_dataset
 
-__all__ = ["main", "PlainPetDataset"]
+__all__ = ["main"]
 
 logger = logging.getLogger("segkit")
 
@@ -76,43 +76,6 @@ def _batches(loader, set_epoch=None):
 
 
 # ---------------------------------------------------------------------------- the plain loop
-class PlainPetDataset(Dataset):
-    """What a first PyTorch loop does: PIL-decode the full JPEG and resize it, every item.
-
-    Bilinear resize for the image (PIL's, which filters when shrinking), nearest for the
-    trimap; pet = trimap values 1 and 3 (segkit's BOUNDARY foreground); ImageNet normalisation.
-    """
-
-    def __init__(self, image_paths: List[str], trimap_paths: List[str], size: int, mean, std):
-        self.image_paths, self.trimap_paths, self.size = list(image_paths), list(trimap_paths), int(size)
-        self.mean = torch.tensor(mean).view(3, 1, 1)
-        self.std = torch.tensor(std).view(3, 1, 1)
-
-    def __len__(self) -> int:
-        return len(self.image_paths)
-
-    def __getitem__(self, i: int):
-        img = Image.open(self.image_paths[i]).convert("RGB").resize((self.size, self.size), Image.BILINEAR)
-        trimap = Image.open(self.trimap_paths[i]).resize((self.size, self.size), Image.NEAREST)
-        x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        y = torch.from_numpy((np.asarray(trimap) != 2).astype(np.float32))[None]
-        return (x - self.mean) / self.std, y
-
-
-def _plain_dataset(cfg, split: str) -> PlainPetDataset:
-    from .data import build_dataset
-
-    ds = build_dataset(cfg, split)
-    if not (hasattr(ds, "names") and hasattr(ds, "image_path") and hasattr(ds, "trimap_path")):
-        raise ValueError(f"benchmark --baseline/--to-dice need an Oxford-layout dataset (oxford_pet or synthetic); "
-                         f"DATA.DATASET.NAME is '{cfg.DATA.DATASET.NAME}'")
-    if cfg.MODEL.NUM_CLASSES != 1:
-        raise ValueError(f"benchmark --baseline/--to-dice compare binary models; MODEL.NUM_CLASSES is "
-                         f"{cfg.MODEL.NUM_CLASSES}, expected 1")
-    return PlainPetDataset([ds.image_path(n) for n in ds.names], [ds.trimap_path(n) for n in ds.names],
-                           cfg.INPUT.SIZE, cfg.INPUT.MEAN, cfg.INPUT.STD)
-
-
 class PlainLoop:
     """The baseline: fp32, NCHW, BCE + Adam, PIL loading in a DataLoader with the same workers.
 
@@ -128,9 +91,10 @@ class PlainLoop:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.SOLVER.BASE_LR)
         workers = int(cfg.DATA.NUM_WORKERS)
         common = dict(num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
-        self.train_loader = DataLoader(_plain_dataset(cfg, "train"), batch_size=cfg.SOLVER.BATCH_SIZE,
+        # segkit's split read the plain way (PIL decode + resize per item), without augmentation
+        self.train_loader = DataLoader(plain_dataset(cfg, "train"), batch_size=cfg.SOLVER.BATCH_SIZE,
                                        shuffle=True, drop_last=True, **common)
-        self.test_loader = DataLoader(_plain_dataset(cfg, "test"), batch_size=cfg.TEST.BATCH_SIZE, **common)
+        self.test_loader = DataLoader(plain_dataset(cfg, "test"), batch_size=cfg.TEST.BATCH_SIZE, **common)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         from .engine.precision import autocast_context
@@ -142,7 +106,7 @@ class PlainLoop:
 
     def step(self, batch) -> None:
         x, y = (t.to(self.device, non_blocking=True) for t in batch)
-        loss = F.binary_cross_entropy_with_logits(self._forward(x), y)
+        loss = F.binary_cross_entropy_with_logits(self._forward(x), (y == 1).float()[:, None])
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()

@@ -227,7 +227,8 @@ def list_main(argv: Optional[List[str]] = None) -> int:
 # command's optional dependencies never slow down or break another.
 _COMMANDS = {"train": train_main, "test": test_main, "check-data": check_data_main, "list": list_main,
              "sweep": sweep.main, "summarize": summary.main, "infer": "segkit.infer_cli:main",
-             "benchmark": "segkit.benchmark:main", "export": "segkit.export.cli:main"}
+             "benchmark": "segkit.benchmark:main", "export": "segkit.export.cli:main",
+             "ablate": "segkit.experiments.ablation:main"}
 
 
 def _command(name: str):

@@ -13,6 +13,10 @@ PET_ROOT = os.environ.get("SEGKIT_PET_ROOT")
 needs_pet_sample = pytest.mark.skipif(not PET_ROOT, reason="SEGKIT_PET_ROOT is not set (CI sets it)")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a long end-to-end test; CI runs it too")
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> str:
     """A 24 + 8 image synthetic dataset, generated once per test session."""

@@ -15,7 +15,7 @@ from ..registry import DATASETS
 from .cache import ResizeCache
 from .check import DataError, check_data, item_key
 from .sampler import EpochSampler, sample_seed
-from .transforms import build_transforms
+from .transforms import build_transforms, seed_transforms
 
 __all__ = ["build_dataset", "build_dataloader", "build_cache", "preflight", "DataError", "TransformedDataset"]
 
@@ -126,8 +126,7 @@ class TransformedDataset(Dataset):
 
     def reseed(self, seed: int) -> None:
         """Give this copy of the pipeline its own random stream (albumentations ignores global seeds)."""
-        if hasattr(self.transform, "set_random_seed"):
-            self.transform.set_random_seed(seed)
+        seed_transforms(self.transform, seed)
 
     def __repr__(self) -> str:
         return f"TransformedDataset({self.dataset!r})"

@@ -14,12 +14,13 @@ from typing import Any, List, Mapping, Sequence
 
 import albumentations as A
 import cv2
+import numpy as np
 import torch
 from albumentations.pytorch import ToTensorV2
 
 from ..registry import TRANSFORMS, node_kwargs
 
-__all__ = ["build_transforms", "build_transform", "resize_transform", "denormalize", "LAB_RECIPE"]
+__all__ = ["build_transforms", "build_transform", "resize_transform", "seed_transforms", "denormalize", "LAB_RECIPE"]
 
 # Bases that exist to be subclassed; naming one in a config can only be a mistake.
 _BASE_NAMES = {"BasicTransform", "DualTransform", "ImageOnlyTransform", "Transform3D"}
@@ -124,7 +125,30 @@ def build_transforms(cfg, train: bool) -> A.Compose:
         steps.append(build_transform(node, cfg.DATA.IGNORE_INDEX, where=f"{key}[{i}]"))
     steps += [A.Normalize(mean=list(cfg.INPUT.MEAN), std=list(cfg.INPUT.STD), max_pixel_value=255.0),
               ToTensorV2()]
-    return A.Compose(steps, seed=int(cfg.SEED))
+    compose = A.Compose(steps)
+    seed_transforms(compose, int(cfg.SEED))
+    return compose
+
+
+def seed_transforms(transform: Any, seed: int) -> None:
+    """Seed a pipeline so that every step draws from its own random stream.
+
+    Albumentations' ``set_random_seed`` hands the one seed to every child, so each step's
+    first draw, the one that decides whether it fires, is the same number: with the lab
+    recipe, Rotate (p .3) then fired only together with VerticalFlip (p .2 < .3) and
+    HorizontalFlip, half the samples were never augmented at all, and the parameters were
+    correlated too. Re-seeded per sample (segkit's resumable streams), that held for every
+    sample of every epoch and cost generalisation (docs/quality.md). Here each child,
+    at any depth, gets its own seed spawned from ``seed`` (numpy's SeedSequence), so the
+    steps are independent and still a pure function of ``seed``.
+    """
+    if hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(seed)  # the node's own streams (OneOf's choice, Compose's shuffles)
+    children = list(getattr(transform, "transforms", None) or [])
+    if children:
+        seeds = np.random.SeedSequence(int(seed) % 2**32).generate_state(len(children))
+        for child, child_seed in zip(children, seeds):
+            seed_transforms(child, int(child_seed))
 
 
 def denormalize(tensor: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

@@ -78,6 +78,8 @@ class Trainer:
     train_loader, val_loader, device, output_dir, epoch, start_epoch, max_epochs, iter``
     (batches so far), ``num_updates`` (optimizer steps so far), ``step_in_epoch``,
     ``step_outputs`` (this batch's numbers) and ``epoch_metrics`` (this epoch's numbers).
+    ``eval_model`` is None unless a hook keeps other weights to score and save (the ``ema``
+    hook's average); ``scored_model`` is what evaluation and checkpoints use.
     A hook ends training early by setting ``stop_reason``; a SIGINT/SIGTERM sets
     ``interrupted`` and the run stops after the current optimizer step (``in_epoch`` then
     tells whether it stopped part-way through an epoch); ``failed`` marks an exception.
@@ -120,12 +122,17 @@ class Trainer:
         self.step_outputs: Dict = {}
         self.epoch_metrics: Dict = {}
         self.val_first_batch = None
+        self.eval_model: Optional[torch.nn.Module] = None
         self.stop_reason: Optional[str] = None
         self.interrupted: Optional[str] = None
         self.last_checkpoint: Optional[str] = None
         self.hooks: List[HookBase] = build_hooks(list(cfg.HOOKS) + list(cfg.CUSTOM_HOOKS), self)
         if resume:
             self.resume(resume)
+
+    @property
+    def scored_model(self) -> torch.nn.Module:
+        return self.eval_model if self.eval_model is not None else self.model
 
     # ------------------------------------------------------------------ loop
     def call_hooks(self, point: str) -> None:

@@ -43,13 +43,14 @@ class CheckpointHook(HookBase):
 
     def _save(self, names) -> None:
         t = self.trainer
-        bad = [n for n, p in unwrap(t.model).state_dict().items()
+        model = t.scored_model  # the weights test and infer will use (the EMA when one is kept)
+        bad = [n for n, p in unwrap(model).state_dict().items()
                if torch.is_floating_point(p) and not torch.isfinite(p).all()]
         if bad:
             raise FloatingPointError(f"weights became non-finite ({bad[:3]}…) at epoch {t.epoch + 1}; "
                                      f"not overwriting {t.last_checkpoint or 'any checkpoint'}")
         first = os.path.join(t.output_dir, names[0])
-        atomic_save(make_checkpoint(t.model, t.cfg, **t.state_dict()), first)
+        atomic_save(make_checkpoint(model, t.cfg, **t.state_dict()), first)
         for name in names[1:]:  # serialise once; best.pth and epoch_N.pth are copies
             atomic_copy(first, os.path.join(t.output_dir, name))
         t.last_checkpoint = first

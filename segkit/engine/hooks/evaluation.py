@@ -23,7 +23,7 @@ class EvalHook(HookBase):
         last = t.epoch == t.max_epochs - 1
         if (t.epoch + 1) % self.period and not last:
             return
-        result = t.evaluator.run(t.model, t.val_loader, t.device)
+        result = t.evaluator.run(t.scored_model, t.val_loader, t.device)
         for key in ("loss", "dice", "iou"):
             t.epoch_metrics[f"val/{key}"] = result[f"{key}_mean"]
             t.epoch_metrics[f"val/{key}_std"] = result[f"{key}_std"]

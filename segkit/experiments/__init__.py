@@ -1,0 +1,1 @@
+"""Experiments about segkit itself: the paired ablation against a plain PyTorch loop."""

@@ -1,0 +1,274 @@
+"""Paired ablation: segkit against the plain loop, one factor moved at a time, same seeds.
+
+Every arm trains from the same config and seed (same split, same initial weights) and is
+scored by per-image test Dice on two tasks:
+
+* ``sample``: the dataset's own trainval → test split;
+* ``cross``: trained on one breed's trainval images, tested on every image of another breed
+  (both directions, averaged): a generalisation signal that needs no held-out breed.
+
+Results go to ``<output-root>/results.jsonl``, one line per (arm, seed, task); a rerun skips
+what is there, so an interrupted ablation continues. The table printed at the end gives each
+arm's mean and spread (max - min over seeds) and its difference from the reference arm.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections import defaultdict
+from typing import Callable, ContextManager, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .plain_loop import PlainOptions, train_plain_loop
+
+__all__ = ["Arm", "ARMS", "breed_roots", "run_arm", "summarize", "main"]
+
+logger = logging.getLogger("segkit")
+
+# Hooks whose only effect is output a person reads; off in ablation runs (no effect on the model).
+_QUIET_HOOKS = ("progress_bar", "tensorboard")
+
+
+@dataclasses.dataclass
+class Arm:
+    """One side of the comparison: segkit with config overrides, or the plain loop with options."""
+
+    name: str
+    help: str
+    overrides: Sequence[str] = ()
+    plain: Optional[PlainOptions] = None
+    config: Optional[str] = None     # a config of its own instead of the shared one (no shared overrides)
+    patch: Optional[Callable[[], ContextManager]] = None  # segkit behaviour swapped for the run
+
+
+def _lab_recipe_with(**extra) -> str:
+    """The lab augmentation list with ``extra`` keys added to its geometric steps, as an override."""
+    from ..data.transforms import LAB_RECIPE
+
+    steps = [{**node, **extra} if node["NAME"] in ("Rotate", "Affine") else dict(node) for node in LAB_RECIPE]
+    return repr(steps)
+
+
+@contextlib.contextmanager
+def _shared_step_seed():
+    """segkit as it was before ``seed_transforms``: albumentations' own ``set_random_seed``,
+    which hands one seed to every step of the pipeline. Loader workers are forked inside the
+    context, so they inherit it."""
+    from ..data import build, transforms
+
+    def shared(transform, seed):
+        if hasattr(transform, "set_random_seed"):
+            transform.set_random_seed(seed)
+
+    saved = transforms.seed_transforms, build.seed_transforms
+    transforms.seed_transforms = build.seed_transforms = shared
+    try:
+        yield
+    finally:
+        transforms.seed_transforms, build.seed_transforms = saved
+
+
+ARMS: Dict[str, Arm] = {a.name: a for a in [
+    Arm("plain", "hand-written loop: PIL resize, torchvision lab augmentation, fp32, last epoch",
+        plain=PlainOptions()),
+    Arm("plain_bf16", "plain loop + bf16 autocast and channels_last", plain=PlainOptions(bf16=True)),
+    Arm("plain_shared_draw", "plain loop, one random draw deciding every augmentation step",
+        plain=PlainOptions(shared_draw=True)),
+    Arm("plain_ignore_border", "plain loop, rotation/affine borders ignored in the loss",
+        plain=PlainOptions(ignore_border=True)),
+    Arm("plain_draft", "plain loop, JPEG draft decoding before PIL's resize", plain=PlainOptions(jpeg_draft=True)),
+    Arm("segkit", "segkit as configured"),
+    Arm("segkit_shared_seed", "segkit seeding every augmentation step with one seed (before the fix)",
+        patch=_shared_step_seed),
+    Arm("segkit_fp32", "segkit in fp32 (SOLVER.AMP.ENABLED False)", ("SOLVER.AMP.ENABLED", "False")),
+    Arm("segkit_nchw", "segkit without channels_last", ("MODEL.CHANNELS_LAST", "False")),
+    Arm("segkit_no_draft", "segkit without JPEG draft decoding", ("DATA.JPEG_DRAFT", "False")),
+    Arm("segkit_unfused", "segkit with torch's unfused Adam", ("SOLVER.OPTIMIZER.FUSED", "False")),
+    Arm("segkit_fill_bg", "segkit, rotation/affine mask borders filled with background, not ignored",
+        ("INPUT.TRAIN_TRANSFORMS", _lab_recipe_with(FILL_MASK=0))),
+]}
+
+
+def _breed(name: str) -> str:
+    return name.rsplit("_", 1)[0]
+
+
+def _read_lines(path: str) -> List[str]:
+    with open(path, encoding="utf-8") as f:
+        return [ln for ln in f.read().splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def breed_roots(root: str, out_dir: str) -> Dict[str, str]:
+    """Oxford-layout roots for every ordered pair of breeds A, B in ``root``: train (and val)
+    on A's trainval images, test on every image of B. Images and trimaps are symlinked, the
+    list files written anew. Returns {"A>B": root}."""
+    ann = os.path.join(root, "annotations")
+    trainval = _read_lines(os.path.join(ann, "trainval.txt"))
+    everything = trainval + _read_lines(os.path.join(ann, "test.txt"))
+    breeds = sorted({_breed(ln.split()[0]) for ln in everything})
+    roots = {}
+    for a in breeds:
+        for b in breeds:
+            if a == b:
+                continue
+            dest = os.path.join(out_dir, f"{a}_to_{b}")
+            os.makedirs(os.path.join(dest, "annotations"), exist_ok=True)
+            for link, target in (("images", os.path.join(root, "images")),
+                                 (os.path.join("annotations", "trimaps"), os.path.join(ann, "trimaps"))):
+                path = os.path.join(dest, link)
+                if not os.path.islink(path):
+                    os.symlink(os.path.abspath(target), path)
+            for list_name, lines in (("trainval.txt", [ln for ln in trainval if _breed(ln.split()[0]) == a]),
+                                     ("test.txt", [ln for ln in everything if _breed(ln.split()[0]) == b])):
+                with open(os.path.join(dest, "annotations", list_name), "w", encoding="utf-8") as f:
+                    f.write("\n".join(lines) + "\n")
+            roots[f"{a}>{b}"] = dest
+    return roots
+
+
+def _segkit_run(cfg) -> Dict:
+    """Train with segkit's Trainer; test Dice of best.pth and last.pth."""
+    from ..config import dump_config
+    from ..engine import Trainer, evaluate_checkpoint
+
+    cfg.defrost()
+    cfg.HOOKS = [h for h in cfg.HOOKS if h["NAME"] not in _QUIET_HOOKS]
+    cfg.freeze()
+    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    dump_config(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
+    start = time.perf_counter()
+    trainer = Trainer(cfg)
+    trainer.train()
+    result = {"wall_s": time.perf_counter() - start}
+    for tag in ("best", "last"):
+        out = evaluate_checkpoint(cfg, os.path.join(cfg.OUTPUT_DIR, f"{tag}.pth"), "test")
+        result[f"test_dice_{tag}"] = out["dice_mean"]
+    return result
+
+
+def run_arm(arm: Arm, config: str, opts: Sequence[str], seed: int, data_root: str, output_dir: str) -> Dict:
+    """One training run of ``arm`` and its test Dice (last and best-on-val epoch)."""
+    from ..config import load_config
+
+    base = [] if arm.config else list(opts)
+    cfg = load_config(arm.config or config, [*base, *arm.overrides, "SEED", str(seed), "DATA.ROOT", data_root,
+                                             "OUTPUT_DIR", output_dir])
+    if arm.plain is not None:
+        return train_plain_loop(cfg, arm.plain)
+    with arm.patch() if arm.patch else contextlib.nullcontext():
+        return _segkit_run(cfg)
+
+
+def _load(path: str) -> List[Dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(ln) for ln in f if ln.strip()]
+
+
+def summarize(records: List[Dict], reference: str = "plain", pick: str = "best",
+              arms: Optional[Sequence[str]] = None) -> str:
+    """A markdown table: per arm, test and cross-breed Dice as mean ± half the range over seeds,
+    the difference of means from ``reference``, and the median wall time of the test-task
+    runs. ``pick``: which checkpoint of each run ("best" or "last"); ``arms``: rows to show."""
+    per = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))  # arm -> task -> seed -> [dice]
+    wall = defaultdict(list)
+    for r in records:
+        task = "sample" if r["task"] == "sample" else "cross"
+        per[r["arm"]][task][r["seed"]].append(r[f"test_dice_{pick}"])
+        if task == "sample":
+            wall[r["arm"]].append(r["wall_s"])
+
+    def stats(arm, task):
+        """Mean over seeds (each seed's cross-breed value is the mean of its directions)."""
+        values = [float(np.mean(v)) for v in per[arm][task].values()] if arm in per else []
+        if not values:
+            return "–", None
+        return f"{np.mean(values):.4f} ± {np.ptp(values) / 2:.4f} (n={len(values)})", float(np.mean(values))
+
+    lines = [f"checkpoint: {pick}.pth; mean over seeds ± half the range; Δ: difference of means from '{reference}'",
+             "| arm | test Dice | Δ test | cross-breed Dice | Δ cross | wall s (test task, median) |",
+             "|---|---|---|---|---|---|"]
+    ref = {t: stats(reference, t)[1] for t in ("sample", "cross")}
+    shown = [a for a in (arms or sorted(per, key=lambda a: (a != reference, a))) if a in per]
+    for arm in shown:
+        row = [arm]
+        for task in ("sample", "cross"):
+            text, mean = stats(arm, task)
+            delta = f"{mean - ref[task]:+.4f}" if mean is not None and ref[task] is not None else "–"
+            row += [text, delta]
+        row.append(f"{np.median(wall[arm]):.0f}" if wall[arm] else "–")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    import argparse
+
+    from ..engine.launch import setup_logging
+
+    p = argparse.ArgumentParser(prog="segkit ablate", description=__doc__.split("\n\n")[0])
+    p.add_argument("config", help="the recipe both sides train (e.g. configs/resnet34_unet_aug_cosine.yaml)")
+    p.add_argument("--arms", nargs="+", default=["plain", "segkit"], help=f"from: {', '.join(ARMS)}")
+    p.add_argument("--arm-config", action="append", default=[], metavar="NAME=CONFIG",
+                   help="an extra segkit arm trained from CONFIG as it stands (the shared overrides do not "
+                        "apply; SEED, DATA.ROOT and OUTPUT_DIR do); name it in --arms too")
+    p.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 2])
+    p.add_argument("--tasks", nargs="+", default=["sample", "cross"], choices=["sample", "cross"])
+    p.add_argument("--data-root", default=os.environ.get("SEGKIT_PET_ROOT", ""),
+                   help="Oxford-layout root (default: $SEGKIT_PET_ROOT)")
+    p.add_argument("--output-root", default="work_dirs/ablation")
+    p.add_argument("--label", default="", help="suffix for arm names in the results (e.g. a commit), so runs "
+                   "of one arm before and after a change sit side by side")
+    p.add_argument("--table-only", action="store_true", help="print the table of the results so far and exit")
+    p.add_argument("--reference", default="plain", help="the arm the Δ columns compare with (default: plain)")
+    p.add_argument("--show", nargs="+", metavar="ARM", help="table rows, in this order (default: every arm)")
+    p.add_argument("opts", nargs="*", metavar="KEY VALUE", help="overrides for every arm, e.g. SOLVER.EPOCHS 10")
+    args = p.parse_intermixed_args(argv)
+    setup_logging()
+    results_path = os.path.join(args.output_root, "results.jsonl")
+    arms = dict(ARMS)
+    for spec in args.arm_config:
+        name, sep, path = spec.partition("=")
+        if not sep or not os.path.isfile(path):
+            raise SystemExit(f"segkit ablate: --arm-config '{spec}': expected NAME=CONFIG with an existing file")
+        arms[name] = Arm(name, f"segkit trained from {path}", config=path)
+    if not args.table_only:
+        unknown = [a for a in args.arms if a not in arms]
+        if unknown:
+            raise SystemExit(f"segkit ablate: unknown arm(s) {unknown}; known: {', '.join(arms)}")
+        if not os.path.isdir(args.data_root):
+            raise SystemExit(f"segkit ablate: --data-root '{args.data_root}' is not a folder; expected the "
+                             "Oxford-IIIT Pet layout (or set SEGKIT_PET_ROOT)")
+        os.makedirs(args.output_root, exist_ok=True)
+        tasks = {}
+        if "sample" in args.tasks:
+            tasks["sample"] = args.data_root
+        if "cross" in args.tasks:
+            tasks.update({f"cross:{k}": v for k, v in
+                          breed_roots(args.data_root, os.path.join(args.output_root, "roots")).items()})
+        done = {(r["arm"], r["seed"], r["task"]) for r in _load(results_path)}
+        for seed in args.seeds:
+            for name in args.arms:
+                label = name + (f"@{args.label}" if args.label else "")
+                for task, root in tasks.items():
+                    if (label, seed, task) in done:
+                        continue
+                    out = os.path.join(args.output_root, "runs", label, task.replace(":", "_").replace(">", "_to_"),
+                                       f"seed{seed}")
+                    logger.info("ablation: %s, seed %d, %s", label, seed, task)
+                    result = run_arm(arms[name], args.config, args.opts, seed, root, out)
+                    record = {"arm": label, "seed": seed, "task": task, **result}
+                    with open(results_path, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(record) + "\n")
+                    logger.info("ablation result: %s", json.dumps(record))
+    records = _load(results_path)
+    for pick in ("best", "last"):
+        print(summarize(records, reference=args.reference, pick=pick, arms=args.show))
+        print()
+    return 0
