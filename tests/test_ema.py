@@ -1,5 +1,4 @@
 """The ema hook: evaluation and checkpoints use the average, resume continues the raw weights."""
-import torch
 
 from segkit.config import load_config
 from segkit.engine import Trainer, evaluate_checkpoint, load_checkpoint
