@@ -30,7 +30,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-__all__ = ["PlainOptions", "LabAugment", "PlainPetDataset", "train_plain_loop"]
+__all__ = ["PlainOptions", "LabAugment", "PlainPetDataset", "plain_dataset", "train_plain_loop"]
 
 logger = logging.getLogger("segkit")
 
@@ -123,7 +123,9 @@ def plain_dataset(cfg, split: str, augment: Optional[LabAugment] = None, jpeg_dr
 def _forward(model, x: torch.Tensor, bf16: bool) -> torch.Tensor:
     if not bf16:
         return model(x)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    from ..engine.precision import autocast_context
+
+    with autocast_context(x.device, torch.bfloat16):
         return model(x.contiguous(memory_format=torch.channels_last)).float()
 
 
@@ -170,7 +172,7 @@ def train_plain_loop(cfg, options: PlainOptions = PlainOptions(), eval_splits=("
                            **loader_args) for s in ("val", *eval_splits)}
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.SOLVER.BASE_LR)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.SOLVER.EPOCHS)
-    best_val, best_state, start = -1.0, None, time.perf_counter()
+    best_val, best_state, best_epoch, start = -1.0, None, -1, time.perf_counter()
     train_seconds = 0.0
     for epoch in range(cfg.SOLVER.EPOCHS):
         model.train()
@@ -186,12 +188,16 @@ def train_plain_loop(cfg, options: PlainOptions = PlainOptions(), eval_splits=("
         logger.info("plain loop epoch %d/%d: loss %.4f, val dice %.4f", epoch + 1, cfg.SOLVER.EPOCHS,
                     loss.item(), val)
         if val > best_val:
-            best_val, best_state = val, copy.deepcopy(model.state_dict())
+            best_val, best_state, best_epoch = val, copy.deepcopy(model.state_dict()), epoch
     result = {"train_s": train_seconds, "wall_s": time.perf_counter() - start, "best_val_dice": best_val}
-    last_state = copy.deepcopy(model.state_dict())
-    for tag, state in (("last", last_state), ("best", best_state)):
-        model.load_state_dict(state)
-        for split in eval_splits:
-            scores = evaluate_dice(model, evals[split], options.bf16)
-            result[f"{split}_dice_{tag}"] = float(np.mean(scores))
+    def test_dice() -> Dict[str, float]:
+        return {split: float(np.mean(evaluate_dice(model, evals[split], options.bf16))) for split in eval_splits}
+
+    scores = {"last": test_dice()}
+    if best_epoch == cfg.SOLVER.EPOCHS - 1:  # the best epoch is the last one: nothing more to score
+        scores["best"] = scores["last"]
+    else:
+        model.load_state_dict(best_state)
+        scores["best"] = test_dice()
+    result.update({f"{split}_dice_{tag}": d for tag, by_split in scores.items() for split, d in by_split.items()})
     return result

@@ -36,7 +36,6 @@ class EMAHook(HookBase):
             raise ValueError(f"ema hook: DECAY must be in [0, 1), got {decay}")
         self.decay, self.warmup, self.warmup_power = float(decay), bool(warmup), float(warmup_power)
         self.ema = None
-        self._train_weights = None
 
     def _build(self) -> None:
         from timm.utils.model_ema import ModelEmaV3
