@@ -25,14 +25,17 @@ setup(
         "numpy",
         "opencv-python-headless",  # albumentations brings it; segkit imports cv2 directly too
         "pillow",
+        "matplotlib",  # the report's curves and the best/worst grids (Agg backend: no display needed)
         "tqdm",
         "pyyaml",
     ],
     # export: ONNX files (onnxscript for the dynamo exporter) and running them in onnxruntime.
-    # dev includes them so CI runs the export tests.
-    extras_require={"dev": ["pytest>=7", "onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.3"],
+    # dev: the tests, the layer contracts (lint-imports), coverage.py, and export's packages so CI runs
+    # the export tests.
+    extras_require={"dev": ["pytest>=7", "import-linter>=2.1", "coverage>=7", "onnx>=1.16", "onnxruntime>=1.18",
+                            "onnxscript>=0.3"],
                     "export": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.3"],
                     # benchmark --peer smp: the library users compare segkit with
                     "bench": ["segmentation-models-pytorch>=0.3"]},
-    entry_points={"console_scripts": ["segkit=segkit.cli:main"]},
+    entry_points={"console_scripts": ["segkit=segkit.commands:main"]},
 )

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 __all__ = ["PALETTE", "mask_image", "overlay", "best_worst_grid", "PredictionWriter", "safe_stem"]
 
@@ -77,28 +77,34 @@ def _thumb(path: str, size: int) -> Image.Image:
 def best_worst_grid(best: Sequence[tuple], worst: Sequence[tuple], path: str, thumb: int = 192) -> None:
     """One PNG page: a row of the best and a row of the worst predictions.
 
-    ``best``/``worst`` hold (overlay_path, caption) pairs; captions (up to two lines) are drawn
-    under each tile.
+    ``best``/``worst`` hold (overlay_path, caption) pairs; captions (up to two lines) are written
+    under each tile. Drawn with matplotlib's object API (no display, no pyplot state), laid out
+    in pixels so the page is ``thumb``-sized tiles whatever the number of images.
     """
-    from .summary import _font  # the PIL font helper the report plots use
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    font = _font(12)
+    dpi, label_w, caption_h, pad = 100, 60, 32, 6
     cols = max(len(best), len(worst), 1)
-    label_w, caption_h, pad = 60, 32, 6
     width = label_w + cols * (thumb + pad) + pad
     height = 2 * (thumb + caption_h + pad) + pad
-    page = Image.new("RGB", (width, height), (255, 255, 255))
-    draw = ImageDraw.Draw(page)
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor="white")
+    FigureCanvasAgg(fig)
+    font = 12 * 72 / dpi  # 12 px text
+    max_chars = int(thumb / 6.5)  # about 6.5 px per character
     for row, (title, items) in enumerate((("best", best), ("worst", worst))):
-        y = pad + row * (thumb + caption_h + pad)
-        draw.text((6, y + thumb // 2), title, fill=(0, 0, 0), font=font)
+        y = pad + row * (thumb + caption_h + pad)  # the tile's top, in pixels from the top
+        fig.text(6 / width, 1 - (y + thumb / 2) / height, title, fontsize=font, va="center", ha="left")
         for col, (tile_path, caption) in enumerate(items):
             x = label_w + pad + col * (thumb + pad)
-            page.paste(_thumb(tile_path, thumb), (x, y))
-            for k, line in enumerate(str(caption).split("\n")[:2]):  # about 6.5 px per character
-                draw.text((x, y + thumb + 2 + 14 * k), line[: int(thumb / 6.5)], fill=(0, 0, 0), font=font)
+            ax = fig.add_axes((x / width, 1 - (y + thumb) / height, thumb / width, thumb / height))
+            ax.imshow(np.asarray(_thumb(tile_path, thumb)), interpolation="nearest")
+            ax.set_axis_off()
+            lines = [line[:max_chars] for line in str(caption).split("\n")[:2]]
+            fig.text(x / width, 1 - (y + thumb + 2) / height, "\n".join(lines), fontsize=font, va="top",
+                     ha="left", linespacing=1.1)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    page.save(path)
+    fig.savefig(path, dpi=dpi, facecolor="white")
 
 
 def safe_stem(name: str) -> str:

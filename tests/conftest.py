@@ -45,3 +45,57 @@ def _restore_segkit_logger():
     saved = (list(log.handlers), log.level, log.propagate)
     yield
     log.handlers[:], log.level, log.propagate = saved
+
+
+@pytest.fixture(autouse=True)
+def _restore_determinism():
+    """A DETERMINISTIC True run switches torch's deterministic algorithms on for the whole process;
+    switch them back so later tests run as they would alone."""
+    import torch
+
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    yield
+    torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+
+
+class CommandResult:
+    def __init__(self, code: int, out: str, err: str):
+        self.returncode, self.stdout, self.stderr = code, out, err
+
+    def json(self) -> dict:
+        """The result every command with one prints as its last stdout line."""
+        import json
+
+        return json.loads(self.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def segkit_cli(capsys):
+    """``segkit ARGS…`` in this process, as the console script runs it: returns the exit status
+    (a usage error's SystemExit included) and what the command printed. ``check`` asserts 0."""
+    from segkit.commands import main
+
+    def run(*argv, check: bool = True) -> CommandResult:
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as e:  # argparse's usage errors and --help
+            code = e.code if isinstance(e.code, int) else 2
+        out, err = capsys.readouterr()
+        if check and code != 0:
+            raise AssertionError(f"segkit {' '.join(map(str, argv))} exited {code}\nstdout:\n{out}\nstderr:\n{err}")
+        return CommandResult(code, out, err)
+
+    return run
+
+
+def run_subprocess(*args: str, check: bool = True, timeout: int = 600):
+    """``python ARGS…`` from the repository root, as a user starts a tool; for the one smoke test
+    per command that proves the entry points work outside the test process."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, *map(str, args)], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc

@@ -96,18 +96,20 @@ def test_summary_table_means_spreads_and_deltas():
 
 @pytest.mark.slow
 def test_ablate_runs_both_sides_and_resumes(synthetic_root, tmp_path, capsys):
+    from segkit.commands import main
+
     out = tmp_path / "abl"
-    argv = [CONFIG, "--arms", "plain", "segkit", "--seeds", "3", "--data-root", synthetic_root,
+    argv = ["ablate", CONFIG, "--arms", "plain", "segkit", "--seeds", "3", "--data-root", synthetic_root,
             "--output-root", str(out), *tiny_overrides(synthetic_root, "unused", epochs=1)[4:]]
     argv = [a for a in argv if a not in ("OUTPUT_DIR", "unused")]
-    assert ablation.main(argv) == 0
+    assert main(argv) == 0
     lines = [json.loads(ln) for ln in (out / "results.jsonl").read_text().splitlines()]
     assert {(r["arm"], r["task"]) for r in lines} == {
         (a, t) for a in ("plain", "segkit") for t in ("sample", "cross:Blobcat>blob_dog", "cross:blob_dog>Blobcat")}
     assert all(0.0 <= r["test_dice_best"] <= 1.0 and 0.0 <= r["test_dice_last"] <= 1.0 for r in lines)
     table = capsys.readouterr().out
     assert "| plain |" in table and "| segkit |" in table
-    assert ablation.main(argv) == 0  # everything done: nothing is trained again
+    assert main(argv) == 0  # everything done: nothing is trained again
     assert len((out / "results.jsonl").read_text().splitlines()) == len(lines)
 
 
@@ -129,3 +131,20 @@ def test_shared_seed_arm_reproduces_the_old_seeding_and_restores_the_fix():
     with ablation.ARMS["segkit_shared_seed"].patch():
         assert combinations() == 6  # nested sets: one draw against six probabilities
     assert combinations() > 40
+
+
+def test_ablate_table_only_in_a_subprocess(tmp_path):
+    """The command's entry point outside the test process: the table of stored results."""
+    from .conftest import run_subprocess
+
+    (tmp_path / "results.jsonl").write_text(
+        json.dumps({"arm": "plain", "seed": 1, "task": "sample", "test_dice_best": 0.7, "test_dice_last": 0.7,
+                    "wall_s": 10}) + "\n")
+    proc = run_subprocess("-m", "segkit", "ablate", CONFIG, "--table-only", "--output-root", tmp_path)
+    assert "| plain | 0.7000" in proc.stdout
+
+
+def test_unknown_arm_is_one_clear_error(tmp_path, segkit_cli):
+    res = segkit_cli("ablate", CONFIG, "--arms", "plian", "--data-root", tmp_path, "--output-root", tmp_path,
+                     check=False)
+    assert res.returncode == 2 and "unknown arm(s) ['plian']" in res.stderr

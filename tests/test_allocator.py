@@ -1,57 +1,64 @@
-"""MALLOC_KEEP_FREED: freed tensor memory stays in the process, so re-allocating it faults no pages."""
-import os
-import platform
-import subprocess
+"""MALLOC_KEEP_FREED: segkit asks glibc to keep freed memory (mallopt), unless the user decided otherwise."""
 import sys
 
 import pytest
 
-from segkit.engine import allocator
+from segkit.utils import process as allocator
 
-glibc_only = pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+glibc_only = pytest.mark.skipif(not sys.platform.startswith("linux") or allocator.platform.libc_ver()[0] != "glibc",
                                 reason="the setting exists only for glibc's malloc")
 
-# With the setting on, one "training step": 24 blocks of 4 MiB allocated, written (each page
-# faults in if it is fresh from the kernel) and freed together, as activations are; minor page
-# faults counted over steps 2-6.
-_KEPT_STEPS = """
-import resource, torch
-from segkit.engine.allocator import keep_freed_memory
-assert keep_freed_memory()
-def step():
-    blocks = [torch.ones(2**20) for _ in range(24)]
-    del blocks
-step()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
-    step()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-"""
+
+class FakeLibc:
+    def __init__(self, answer: int = 1):
+        self.calls, self.answer = [], answer
+
+    def mallopt(self, param, value):
+        self.calls.append((param, value))
+        return self.answer
 
 
-def _kept_faults() -> int:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
-    out = subprocess.run([sys.executable, "-c", _KEPT_STEPS], capture_output=True, text=True, env=env,
-                         check=True)
-    return int(out.stdout.strip().splitlines()[-1])
+@pytest.fixture
+def fresh(monkeypatch):
+    """keep_freed_memory() as in a new process: no cached answer, no malloc settings in the environment."""
+    for key in allocator.USER_SETTINGS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("LD_PRELOAD", "")
+    allocator.keep_freed_memory.cache_clear()
+    yield
+    allocator.keep_freed_memory.cache_clear()
 
 
 @glibc_only
-def test_freed_blocks_are_reused_without_page_faults():
-    # glibc's own default adapts its thresholds as it goes and faults anywhere from a fifth to
-    # all of these pages (measured: 25,000-123,000), so only the kept side has a fixed bound.
-    kept = _kept_faults()
-    pages = 5 * 24 * (4 * 2**20) // 4096  # what five steps fault when nothing is reused
-    assert kept < pages // 20, f"with the setting, steps should reuse freed memory; saw {kept} faults"
+def test_mallopt_gets_glibcs_maximum_mmap_threshold_and_no_trimming(fresh, monkeypatch):
+    libc = FakeLibc()
+    monkeypatch.setattr(allocator.ctypes, "CDLL", lambda name: libc if name == "libc.so.6" else None)
+    assert allocator.keep_freed_memory() is True
+    # M_MMAP_THRESHOLD (-3) to 32 MiB, glibc's 64-bit ceiling; M_TRIM_THRESHOLD (-1) out of reach
+    assert libc.calls == [(-3, 32 * 2**20), (-1, 2**31 - 1)]
+    assert allocator.keep_freed_memory() is True and len(libc.calls) == 2  # once per process
+
+
+@glibc_only
+def test_a_refused_setting_reports_off(fresh, monkeypatch):
+    monkeypatch.setattr(allocator.ctypes, "CDLL", lambda name: FakeLibc(answer=0))
+    assert allocator.keep_freed_memory() is False
+
+
+@glibc_only
+def test_the_real_libc_accepts_the_settings(fresh):
+    assert allocator.keep_freed_memory() is True
 
 
 @glibc_only
 @pytest.mark.parametrize("env", [{"MALLOC_TRIM_THRESHOLD_": "0"}, {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"},
                                  {"LD_PRELOAD": "/usr/lib/libjemalloc.so.2"}])
-def test_a_users_own_allocator_choice_wins(monkeypatch, env):
+def test_a_users_own_allocator_choice_wins(fresh, monkeypatch, env):
+    libc = FakeLibc()
+    monkeypatch.setattr(allocator.ctypes, "CDLL", lambda name: libc)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    assert "environment" in allocator._skip_reason() or "preloaded" in allocator._skip_reason()
+    assert allocator.keep_freed_memory() is False and libc.calls == []
 
 
 def test_off_in_the_config_changes_nothing(monkeypatch):

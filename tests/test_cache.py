@@ -12,7 +12,8 @@ from PIL import Image
 from segkit.config import load_config
 from segkit.data.build import TransformedDataset, build_dataloader
 from segkit.data.cache import ResizeCache
-from segkit.data.oxford_pet import OxfordPet, decode_rgb
+from segkit.data import OxfordPet
+from segkit.utils.images import decode_rgb
 from segkit.data.transforms import build_transforms, resize_transform
 
 from .conftest import tiny_overrides
@@ -62,17 +63,45 @@ def test_disk_cache_hit_miss_and_invalidation(pets, tmp_path):
     # Another size is another entry.
     ResizeCache(32, mode="disk", cache_dir=str(tmp_path / "c"), draft=False).get(pets, 0)
     assert len(entries(cache.cache_dir)) == 4
-    assert not glob.glob(os.path.join(cache.cache_dir, "resized", "*", ".tmp-*"))
+    assert not glob.glob(os.path.join(cache.cache_dir, "resized", "*", ".*.tmp"))
+
+
+class Stripes:
+    """One hand-made 72 x 72 item: columns repeat 0, 0, 210 (so a 3x shrink by area averaging
+    gives 70 everywhere, while bilinear sampling would hit the middle column, 0); the mask's
+    left half is pet."""
+
+    def __len__(self):
+        return 1
+
+    def cache_identity(self, index):
+        return ("stripes", index)
+
+    def load_item(self, index, draft_size=None):
+        image = np.zeros((72, 72, 3), np.uint8)
+        image[:, 2::3] = 210
+        mask = np.zeros((72, 72), np.uint8)
+        mask[:, :36] = 1
+        return {"image": image, "mask": mask, "name": "stripes"}
+
+    def __getitem__(self, index):
+        return self.load_item(index)
+
+
+def test_cache_shrinks_by_area_averaging_and_keeps_mask_labels():
+    cache = ResizeCache(24, mode="memory", draft=False)
+    item = cache.get(Stripes(), 0)
+    assert item["image"].shape == (24, 24, 3) and item["image"].dtype == np.uint8
+    assert (item["image"] == 70).all()
+    expected_mask = np.zeros((24, 24), np.uint8)
+    expected_mask[:, :12] = 1
+    assert np.array_equal(item["mask"], expected_mask) and item["name"] == "stripes"
+    assert (cache.misses, cache.hits) == (1, 0)
 
 
 def test_cached_items_equal_the_uncached_pipeline(pets, tmp_path):
-    """Without draft decoding the cache is exact: same arrays as resizing in the pipeline, so
-    augmented training tensors are bit-identical with and without it, key by key."""
-    raw = pets[1]
-    resized = resize_transform(24)(image=raw["image"], mask=raw["mask"])
-    item = ResizeCache(24, mode="memory", draft=False).get(pets, 1)
-    assert np.array_equal(item["image"], resized["image"]) and np.array_equal(item["mask"], resized["mask"])
-
+    """Without draft decoding the cache is exact: augmented training tensors are bit-identical
+    with and without it, key by key."""
     cfg = load_config(None, tiny_overrides(pets.root, str(tmp_path)) + [
         "INPUT.SIZE", "24", "INPUT.TRAIN_TRANSFORMS", "[{'NAME': 'Rotate', 'LIMIT': [-20, 20], 'P': 1.0}]"])
     plain = TransformedDataset(pets, build_transforms(cfg, train=True), seed=3)

@@ -1,9 +1,11 @@
 """The data pre-flight check: each kind of bad file is reported by name with what was expected,
 all of them in one scan; odd-but-valid files pass; SKIP_BAD leaves the bad samples out."""
+import collections
+import itertools
 import logging
 import os
 import shutil
-import time
+import threading
 
 import numpy as np
 import pytest
@@ -13,8 +15,9 @@ from torch.utils.data import Dataset
 from segkit.config.defaults import get_default_config
 from segkit.data import build_dataloader, build_dataset
 from segkit.data import oxford_pet
-from segkit.data.build import DataError, preflight
-from segkit.data.check import DataReport, Problem, check_data, check_dataset
+from segkit.data import problems
+from segkit.data import DataError, DataReport, Problem, check_data, preflight
+from segkit.data.problems import WORKERS, check_dataset
 from segkit.data.oxford_pet import OxfordPet
 from segkit.data.synthetic import generate_synthetic_pets
 from segkit.registry import DATASETS
@@ -237,7 +240,7 @@ def test_preflight_skips_bad_samples_with_a_warning(root, caplog):
     with caplog.at_level(logging.WARNING, logger="segkit"):
         bad = preflight(cfg)
     assert len(bad) == 5
-    warning = "\n".join(r.getMessage() for r in caplog.records if r.name == "segkit")
+    warning = "\n".join(r.getMessage() for r in caplog.records if r.name.split(".")[0] == "segkit")
     assert all(name in warning for name in bad) and "DATA.SKIP_BAD" in warning
     # Strict builds succeed: the samples with missing files are left out, and nothing else is.
     kept = {s: build_dataloader(cfg, s, exclude=bad).dataset.dataset.names for s in ("train", "val", "test")}
@@ -317,13 +320,82 @@ def test_truncated_images_are_never_silently_accepted():
     assert setters == [], f"segkit must not touch PIL's LOAD_TRUNCATED_IMAGES: {setters}"
 
 
+# ---------------------------------------------------------------- how the scan works
+def _record_scan(monkeypatch):
+    """Count every decode by path, and record the size of every thread pool the scan opens."""
+    decoded, lock, pools = collections.Counter(), threading.Lock(), []
+    real_load_rgb, real_read_trimap = oxford_pet.load_rgb, OxfordPet.read_trimap
+
+    def load_rgb(path):
+        with lock:
+            decoded[path] += 1
+        return real_load_rgb(path)
+
+    def read_trimap(self, name):
+        with lock:
+            decoded[self.trimap_path(name)] += 1
+        return real_read_trimap(self, name)
+
+    class Pool(problems.ThreadPoolExecutor):
+        def __init__(self, max_workers=None, *args, **kwargs):
+            pools.append(max_workers)
+            super().__init__(max_workers, *args, **kwargs)
+
+    monkeypatch.setattr(oxford_pet, "load_rgb", load_rgb)
+    monkeypatch.setattr(OxfordPet, "read_trimap", read_trimap)
+    monkeypatch.setattr(problems, "ThreadPoolExecutor", Pool)
+    return decoded, pools
+
+
+def _listed_files(root, val_fraction):
+    names = [n for split in ("train", "val", "test")
+             for n in OxfordPet(str(root), split, val_fraction=val_fraction, strict=False).names]
+    return {p for n in names for p in (_image(root, n), _trimap(root, n))}
+
+
+def test_scan_decodes_each_file_once_in_a_pool_of_WORKERS_threads(root, monkeypatch):
+    decoded, pools = _record_scan(monkeypatch)
+    report = check_data(_cfg(root))
+    assert report.ok, report.format()
+    # Train and val share trainval.txt, yet no file is read twice, and every listed one is read.
+    assert set(decoded) == _listed_files(root, 0.25) and set(decoded.values()) == {1}
+    assert len(decoded) == 2 * 12
+    assert pools == [WORKERS] * 3  # one pool per split
+
+
+def test_workers_argument_reaches_the_scan(root, monkeypatch):
+    decoded, pools = _record_scan(monkeypatch)
+    check_data(_cfg(root), splits=("test",), workers=1)
+    assert pools == [1] and len(decoded) == 2 * 4
+
+
+def test_scan_has_WORKERS_decodes_in_flight_at_once(root, monkeypatch):
+    """The first WORKERS image decodes wait at a barrier that opens only when that many are
+    running together; a scan that decodes one file at a time breaks it (BrokenBarrierError,
+    reported as an unreadable image)."""
+    barrier, calls, real = threading.Barrier(WORKERS, timeout=10), itertools.count(), oxford_pet.load_rgb
+
+    def load_rgb(path):
+        if next(calls) < WORKERS:
+            barrier.wait()
+        return real(path)
+
+    monkeypatch.setattr(oxford_pet, "load_rgb", load_rgb)
+    train = OxfordPet(str(root), "train", val_fraction=0.0).names
+    assert len(train) == 8 >= WORKERS
+    report = check_data(_cfg(root, VAL_FRACTION=0.0), splits=("train",))
+    assert report.ok, report.format()
+    assert next(calls) == len(train)  # every train image went through the patched decoder
+
+
 # ---------------------------------------------------------------- the real sample
 @needs_pet
-def test_real_sample_has_no_problems():
-    start = time.perf_counter()
+def test_real_sample_has_no_problems(monkeypatch):
+    decoded, pools = _record_scan(monkeypatch)
     report = check_data(_cfg(PET_ROOT, VAL_FRACTION=0.1))
-    seconds = time.perf_counter() - start
     assert report.ok, report.format()
     assert report.counts == {"train": 180, "val": 20, "test": 198}
     assert not any("not an image" in n for n in report.notes)
-    assert seconds < 15, f"check_data took {seconds:.1f}s on 398 samples"
+    # What keeps the check cheap on the full dataset: one decode per file, in WORKERS threads.
+    assert set(decoded) == _listed_files(PET_ROOT, 0.1) and set(decoded.values()) == {1}
+    assert len(decoded) == 2 * 398 and pools == [WORKERS] * 3

@@ -10,7 +10,8 @@ from PIL import Image
 
 from segkit.config.defaults import get_default_config
 from segkit.data import build_dataloader, build_dataset
-from segkit.data.oxford_pet import OxfordPet, load_rgb
+from segkit.data import OxfordPet
+from segkit.utils.images import load_rgb
 from segkit.data.synthetic import SyntheticPets, generate_synthetic_pets
 from segkit.registry import DATASETS
 

@@ -11,7 +11,7 @@ import torch
 
 from segkit.data.sampler import EpochSampler
 from segkit.engine import Trainer, load_checkpoint, setup
-from segkit.engine.distributed import gather_list, per_process_batch
+from segkit.utils.distributed import gather_list, per_process_batch
 
 from .conftest import REPO
 
@@ -45,16 +45,14 @@ def test_shard_resume_and_padding():
         [{"name": "a"}, {"name": "b"}]
 
 
-def test_global_batch_must_split_evenly():
+def test_global_batch_must_split_evenly(monkeypatch):
+    from segkit.utils import distributed
+
     assert per_process_batch(8) == 8  # one process
-    with pytest.raises(ValueError, match="SOLVER.BATCH_SIZE 7"):
-        from segkit.engine import distributed
-        orig = distributed.get_world_size
-        distributed.get_world_size = lambda: 2
-        try:
-            per_process_batch(7)
-        finally:
-            distributed.get_world_size = orig
+    monkeypatch.setattr(distributed, "get_world_size", lambda: 2)
+    assert per_process_batch(8) == 4
+    with pytest.raises(ValueError, match=r"SOLVER.BATCH_SIZE 7 .* 2 processes; it must be a multiple of 2 \(e.g. 6\)"):
+        per_process_batch(7)
 
 
 # ---------------------------------------------------------------- torchrun, 2 gloo processes
@@ -79,6 +77,7 @@ def epochs(out):
     return [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # three training runs, two of them torchrun launches of two processes each
 def test_torchrun_two_processes_match_one_and_resume(synthetic_root, tmp_path):
     single = tmp_path / "single"
     threads = torch.get_num_threads()

@@ -1,9 +1,6 @@
 """Evaluator: original-resolution scoring, TTA, gathered records, tools/test.py outputs, 3 classes."""
 import csv
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -21,7 +18,7 @@ from segkit.engine.tta import TTAWrapper
 from segkit.losses import build_loss
 from segkit.models import build_model
 
-from .conftest import REPO, tiny_overrides
+from .conftest import tiny_overrides
 
 
 class RedIsPet(nn.Module):
@@ -113,17 +110,15 @@ def _untrained_checkpoint(cfg, path):
     return str(path)
 
 
-def test_test_cli_both_resolutions_tta_and_out_dir(synthetic_root, tmp_path):
+def test_test_command_both_resolutions_tta_and_out_dir(synthetic_root, tmp_path, segkit_cli):
     over = tiny_overrides(synthetic_root, str(tmp_path / "run"))
     ckpt = _untrained_checkpoint(load_config(None, over), tmp_path / "model.pth")
     config = tmp_path / "tiny.yaml"
     config.write_text("SEED: 42\n")
     out = tmp_path / "preds"
-    proc = subprocess.run([sys.executable, str(REPO / "tools" / "test.py"), str(config), ckpt, *over,
-                           "--resolution", "both", "--tta", "flip", "--tta-scales", "0.75", "1",
-                           "--out-dir", str(out)], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    proc = segkit_cli("test", config, ckpt, *over, "--resolution", "both", "--tta", "flip", "--tta-scales", "0.75", "1",
+                      "--out-dir", out)
+    result = proc.json()
     for key in ("dice_mean", "dice_std", "loss_mean", "loss_std", "iou_mean", "iou_std", "n", "precision_mean",
                 "recall_mean", "accuracy_mean", "dice_micro", "orig_dice_mean", "orig_dice_micro"):
         assert isinstance(result[key], (int, float)), key

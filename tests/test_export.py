@@ -93,7 +93,7 @@ def test_missing_onnxruntime_names_the_extra(tmp_path, monkeypatch):
 
 @needs_ort
 def test_export_cli_checks_random_and_real_inputs(tiny_checkpoint, tmp_path, capsys):
-    from segkit.cli import main
+    from segkit.commands import main
 
     _, opts, ckpt = tiny_checkpoint
     output = str(tmp_path / "m.onnx")
@@ -125,3 +125,16 @@ def test_predictor_gives_the_same_mask_from_onnx(tiny_checkpoint, tmp_path):
     for r, g in zip(ref, got):
         assert g.mask.shape == r.mask.shape and np.array_equal(g.mask, r.mask)
         assert np.abs(g.prob - r.prob).max() < 1e-5
+
+
+def test_export_tool_in_a_subprocess_writes_torchscript(tiny_checkpoint, tmp_path):
+    """tools/export.py outside the test process; TorchScript needs no optional dependency."""
+    from .conftest import run_subprocess
+
+    _, opts, ckpt = tiny_checkpoint
+    output, json_out = tmp_path / "m.torchscript", tmp_path / "export.json"
+    proc = run_subprocess(REPO / "tools" / "export.py", REPO / "configs" / "unet_noaug_cosine.yaml", ckpt,
+                          "--format", "torchscript", "--output", output, "--json-out", json_out, *opts)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["ok"] and output.is_file() and json.loads(json_out.read_text()) == result
+    assert torch.jit.load(str(output))(torch.zeros(1, 3, 48, 48)).shape == (1, 1, 48, 48)

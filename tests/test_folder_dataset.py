@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segkit import cli
+from segkit.commands import main
 from segkit.config import load_config
 from segkit.data import build_dataset
-from segkit.data.check import check_data
+from segkit.data import check_data
 
 from .conftest import REPO, tiny_overrides
 
@@ -87,5 +87,5 @@ def test_train_one_epoch_from_the_example_config(tmp_path):
     argv = [str(REPO / "configs" / "examples" / "folder_binary.yaml"), *over,
             "DATA.DATASET.IGNORE_VALUE", "128", "MODEL.BACKBONE.NAME", "unet", "SOLVER.AMP.ENABLED", "False",
             "HOOKS", "[{'NAME': 'evaluation'}, {'NAME': 'checkpoint', 'MONITOR': 'val/dice', 'MODE': 'max'}]"]
-    assert cli.train_main(argv) == 0
+    assert main(["train", *argv]) == 0
     assert (out / "best.pth").is_file()

@@ -1,4 +1,5 @@
 """Predictor on odd sizes and image modes, and tools/infer.py on a folder with a broken file."""
+import json
 import subprocess
 import sys
 
@@ -85,3 +86,19 @@ def test_infer_cli_skips_a_broken_file_and_fails_at_the_end(tiny_model, tmp_path
     with Image.open(out / "overlays" / "b.png") as o:
         assert o.size == (50, 25) and o.mode == "RGB"
     assert not (out / "masks" / "broken.png").exists()
+
+
+def test_infer_in_process_takes_overrides_after_the_inputs(tiny_model, tmp_path, segkit_cli):
+    """KEY VALUE pairs after the inputs are overrides: TEST.THRESHOLD 1.0 leaves every mask empty."""
+    config, ckpt, _ = tiny_model
+    image = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(image)
+    out, json_out = tmp_path / "out", tmp_path / "infer.json"
+    res = segkit_cli("infer", config, ckpt, image, "TEST.THRESHOLD", "1.0", "--out-dir", out, "--json-out", json_out,
+                     "--no-progress")
+    assert "wrote 1 mask(s)" in res.stdout
+    with Image.open(out / "masks" / "a.png") as m:
+        assert m.size == (24, 20) and not np.asarray(m).any()
+    assert json.loads(json_out.read_text()) == {"out_dir": str(out), "written": 1, "failed": []}
+    res = segkit_cli("infer", config, ckpt, tmp_path / "nothing*.png", "--out-dir", out, check=False)
+    assert res.returncode == 2 and "nothing*.png" in res.stderr

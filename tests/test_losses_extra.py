@@ -127,10 +127,16 @@ def test_weighted_combination_from_config():
                             {"NAME": "focal_tversky", "WEIGHT": 1.0, "ALPHA": 0.3, "BETA": 0.7, "SMOOTH": 0.0}]))
     logits, target = row([2.0, -1.0, 0.5]), row([1, 0, 0])
     total, terms = loss(logits, target)
-    expected = (2 * FocalLoss()(logits, target) + 0.5 * 0.75
-                + FocalTverskyLoss(smooth=0.0)(logits, target))
-    assert total.item() == pytest.approx(expected.item())
-    assert terms["lovasz"] == pytest.approx(0.75) and set(terms) == {"focal", "lovasz", "focal_tversky"}
+    # By hand, with σ the sigmoid. Focal: p_t = σ(2), σ(1), σ(-0.5); (1 - p_t)² · -ln p_t is
+    # 0.0018036, 0.0226581, 0.3774116; mean 0.1339577.
+    # Focal-Tversky (γ 0.75): TP = σ(2) = 0.8807971, FP = σ(-1) + σ(0.5) = 0.8914008,
+    # FN = 1 - σ(2) = 0.1192029; index TP / (TP + 0.3 FP + 0.7 FN) = 0.7151304; (1 - 0.7151304)^0.75 = 0.3899281.
+    # Lovász: 0.75 (test_lovasz_hinge_known_value).
+    assert set(terms) == {"focal", "lovasz", "focal_tversky"}
+    assert terms["focal"] == pytest.approx(0.1339577, rel=1e-5)
+    assert terms["lovasz"] == pytest.approx(0.75)
+    assert terms["focal_tversky"] == pytest.approx(0.3899281, rel=1e-5)
+    assert total.item() == pytest.approx(2 * 0.1339577 + 0.5 * 0.75 + 0.3899281, rel=1e-5)  # 1.0328436
 
 
 def test_deep_supervision_sums_outputs_with_configured_weights():
@@ -141,7 +147,9 @@ def test_deep_supervision_sums_outputs_with_configured_weights():
     assert equal([main, side], target)[0].item() == pytest.approx(bce(main) + bce(side))
     weighted = build_loss(_cfg([{"NAME": "bce"}, {"NAME": "lovasz", "WEIGHT": 2.0}], [1.0, 0.25]))
     total, terms = weighted([main, side], target)
-    lov_side = LovaszLoss()(side, target).item()
+    # Logit 0 on the side output: every hinge error is 1, and the Lovász weights of the sorted
+    # errors add up to the Jaccard loss with all of them counted (1 - 0/1), so its loss is 1.
+    lov_side = 1.0
     assert terms["lovasz"] == pytest.approx(0.75 + 0.25 * lov_side)
     assert total.item() == pytest.approx(bce(main) + 0.25 * bce(side) + 2 * (0.75 + 0.25 * lov_side))
     # per_image (evaluation) scores the main output only

@@ -78,11 +78,17 @@ def test_soft_dice_loss_hand_value():
 def test_weighted_sum_from_config():
     cfg = load_config(None, ["LOSS.TERMS", "[{'NAME': 'bce', 'WEIGHT': 0.5}, {'NAME': 'dice', 'WEIGHT': 2.0}]"])
     loss = build_loss(cfg)
-    logits, target = torch.randn(2, 1, 4, 4), torch.randint(0, 2, (2, 4, 4))
+    # Logits 0: every probability is 0.5, so BCE is ln 2 at every pixel. Image A has 1 pet
+    # pixel of 4, image B 2 of 4. Soft Dice (smooth 1) over the batch: inter 0.5·3 = 1.5,
+    # Σp + Σg = 4 + 3 → 1 - (3 + 1)/(7 + 1) = 0.5. Per image: A 1 - (1 + 1)/(3 + 1) = 0.5,
+    # B 1 - (2 + 1)/(4 + 1) = 0.4.
+    logits = torch.zeros(2, 1, 2, 2)
+    target = torch.tensor([[[1, 0], [0, 0]], [[1, 1], [0, 0]]])
     total, terms = loss(logits, target)
-    assert set(terms) == {"bce", "dice"}
-    assert total.item() == pytest.approx(0.5 * terms["bce"] + 2.0 * terms["dice"], rel=1e-5)
-    assert loss.per_image(logits, target).shape == (2,)
+    assert terms == pytest.approx({"bce": math.log(2), "dice": 0.5}, rel=1e-6)
+    assert total.item() == pytest.approx(0.5 * math.log(2) + 2.0 * 0.5, rel=1e-6)
+    assert loss.per_image(logits, target).tolist() == pytest.approx(
+        [0.5 * math.log(2) + 2.0 * 0.5, 0.5 * math.log(2) + 2.0 * 0.4], rel=1e-6)
     bad = load_config(None, ["LOSS.TERMS", "[{'NAME': 'bce_loss'}]"])
     with pytest.raises(KeyError, match=r"LOSS.TERMS\[0\].*Did you mean 'bce'"):
         build_loss(bad)

@@ -5,7 +5,6 @@ import pytest
 import torch
 from torch import nn
 
-from segkit.cli import list_main
 from segkit.config import load_config
 from segkit.config.defaults import get_default_config
 from segkit.engine import Trainer
@@ -175,11 +174,3 @@ def test_u2net_trains_through_the_trainer(synthetic_root, tmp_path):
     assert 0.0 <= metrics["val/dice"] <= 1.0 and metrics["train/loss"] > 0
     ckpt = torch.load(tmp_path / "last.pth", map_location="cpu", weights_only=False)
     assert ckpt["arch"] == {"backbone": "u2netp", "decoder": "u2netp"}
-
-
-def test_segkit_list_shows_timm_models_for_a_filter(capsys):
-    assert list_main(["backbones", "--filter", "resnet"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert any(line.split()[0] == "resnet34" for line in lines[1:])
-    assert any(line.split()[0] == "tu-resnet18" and "timm" in line for line in lines[1:])
-    assert not any(line.split()[0] in ("u2net", "unet") for line in lines[1:])

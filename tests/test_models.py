@@ -88,9 +88,10 @@ def test_resnet_feature_shapes_at_224():
     enc = ResNetEncoder(layers=(2, 2, 2, 2)).eval()
     with torch.no_grad():
         feats = enc(torch.randn(1, 3, 224, 224))
-    assert [tuple(f.shape[1:]) for f in feats] == [
-        (c, 224 // s, 224 // s) for c, s in zip(enc.out_channels, enc.strides)]
-    assert enc.strides == [2, 4, 8, 16, 32]
+    # torchvision's resnet18 maps: stem, then layer1-4
+    assert [tuple(f.shape[1:]) for f in feats] == [(64, 112, 112), (64, 56, 56), (128, 28, 28), (256, 14, 14),
+                                                   (512, 7, 7)]
+    assert enc.out_channels == [64, 64, 128, 256, 512] and enc.strides == [2, 4, 8, 16, 32]
 
 
 @pytest.mark.parametrize("size", [(37, 45), (23, 29)])

@@ -4,6 +4,7 @@ import torch
 
 from segkit.config import load_config
 from segkit.engine import precision
+from segkit.utils import device
 from segkit.engine.precision import amp_dtype, forward_batch
 
 from .conftest import REPO, tiny_overrides
@@ -49,8 +50,8 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     plain = tmp_path / "plain"
     plain.write_text("flags\t\t: fpu sse avx2 avx512f\n")
     for path, native in ((x86, True), (arm, True), (plain, False)):
-        assert bool(precision._cpu_flags(str(path)) & precision._NATIVE_BF16_FLAGS) is native
-    assert precision._cpu_flags(str(tmp_path / "missing")) == set()
+        assert bool(device.cpu_flags(str(path)) & device.NATIVE_BF16_FLAGS) is native
+    assert device.cpu_flags(str(tmp_path / "missing")) == set()
 
 
 def test_lab_configs_get_fast_defaults_and_fp32_stays_selectable():

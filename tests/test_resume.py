@@ -29,6 +29,13 @@ def train_cmd(*args):
             CONFIG, *args]
 
 
+def train_here(*args):
+    """The same command in this process (the interrupted runs above need processes of their own)."""
+    from segkit.commands import main
+
+    assert main(["train", "--plugin", PLUGIN, CONFIG, *args]) == 0
+
+
 def weights(path):
     return load_checkpoint(str(path))["model"]
 
@@ -57,20 +64,20 @@ def start_and_wait(cmd, flag: Path, timeout=300):
 def reference_run(synthetic_root, tmp_path_factory):
     """An uninterrupted 4-epoch deterministic run, the yardstick for every resume."""
     out = tmp_path_factory.mktemp("reference")
-    subprocess.run(train_cmd(*opts(synthetic_root, out)), cwd=REPO, env=ENV, check=True, capture_output=True)
+    train_here(*opts(synthetic_root, out))
     return out
 
 
 def test_sigkill_after_epoch_then_resume_is_exact(synthetic_root, reference_run, tmp_path):
+    # The run parks (SECONDS bounds only a run nobody signals) until the test stops it.
     out, flag = tmp_path / "killed", tmp_path / "parked"
-    pause = f"[{{'NAME': 'pause_at', 'FLAG': '{flag}', 'EPOCH': 2}}]"
+    pause = f"[{{'NAME': 'pause_at', 'FLAG': '{flag}', 'EPOCH': 2, 'SECONDS': 3600}}]"
     proc = start_and_wait(train_cmd(*opts(synthetic_root, out, "CUSTOM_HOOKS", pause)), flag)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert load_checkpoint(str(out / "last.pth"))["epoch"] == 2
     # resume with a loader worker this time: augmentation must not depend on who loads a sample
-    subprocess.run(train_cmd(*opts(synthetic_root, out, "DATA.NUM_WORKERS", "1"), "--resume"),
-                   cwd=REPO, env=ENV, check=True, capture_output=True)
+    train_here(*opts(synthetic_root, out, "DATA.NUM_WORKERS", "1"), "--resume")
     assert max_abs_diff(weights(reference_run / "last.pth"), weights(out / "last.pth")) == 0.0
     assert epoch_lines(out) == [1, 2, 3, 4]
     ref = [json.loads(l) for l in (reference_run / "metrics.jsonl").read_text().splitlines()]
@@ -81,16 +88,18 @@ def test_sigkill_after_epoch_then_resume_is_exact(synthetic_root, reference_run,
 
 def test_sigint_mid_epoch_saves_and_resumes_exactly(synthetic_root, reference_run, tmp_path):
     out, flag = tmp_path / "interrupted", tmp_path / "parked"
-    pause = f"[{{'NAME': 'pause_at', 'FLAG': '{flag}', 'STEP': 8}}]"   # 5 batches an epoch: mid epoch 2
+    pause = f"[{{'NAME': 'pause_at', 'FLAG': '{flag}', 'STEP': 8, 'SECONDS': 3600}}]"   # 5 batches an epoch: mid epoch 2
     proc = start_and_wait(train_cmd(*opts(synthetic_root, out, "CUSTOM_HOOKS", pause)), flag)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()  # parked for an hour if SIGINT did not stop it
     assert proc.returncode == 130, stderr
     assert "Resume with" in stderr and "--resume" in stderr
     ckpt = load_checkpoint(str(out / "last.pth"))
     assert (ckpt["epoch"], ckpt["step_in_epoch"], ckpt["iter"]) == (1, 3, 8)
-    subprocess.run(train_cmd(*opts(synthetic_root, out), "--resume", str(out / "last.pth")),
-                   cwd=REPO, env=ENV, check=True, capture_output=True)
+    train_here(*opts(synthetic_root, out), "--resume", str(out / "last.pth"))
     assert max_abs_diff(weights(reference_run / "last.pth"), weights(out / "last.pth")) == 0.0
     assert epoch_lines(out) == [1, 2, 3, 4]
 
@@ -102,25 +111,43 @@ def test_two_seeded_deterministic_runs_are_bit_identical(synthetic_root, referen
 
 
 def test_kill_during_save_leaves_last_checkpoint_loadable(tmp_path):
+    """SIGKILL while the fourth save is half written: the third one is still there, whole.
+
+    The child writes half of save 4 into its temporary file, says so and blocks; the kill
+    lands exactly there, whatever the machine's speed."""
     path = tmp_path / "last.pth"
     script = (
-        "import sys, torch\n"
+        "import io, threading, torch\n"
         "from segkit.engine.checkpoint import atomic_save\n"
-        "big = {'w': torch.randn(8_000_000)}\n"
-        "i = 0\n"
-        "while True:\n"
-        "    i += 1\n"
-        "    big['epoch'] = i\n"
-        f"    atomic_save(big, {str(path)!r})\n"
-        "    print(i, flush=True)\n")
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=ENV)
-    for _ in range(3):
-        proc.stdout.readline()          # a few complete saves, then kill during a later one
-    time.sleep(0.05)
+        "real_save = torch.save\n"
+        "def half_then_block(obj, f):\n"
+        "    buffer = io.BytesIO()\n"
+        "    real_save(obj, buffer)\n"
+        "    f.write(buffer.getvalue()[: buffer.tell() // 2])\n"
+        "    f.flush()\n"
+        "    print('mid-save', flush=True)\n"
+        "    threading.Event().wait()\n"
+        "for epoch in (1, 2, 3, 4):\n"
+        "    if epoch == 4:\n"
+        "        torch.save = half_then_block\n"
+        f"    atomic_save({{'epoch': epoch, 'w': torch.arange(1000.0) * epoch}}, {str(path)!r})\n"
+        "    print('saved', epoch, flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV)
+    lines = []
+    while not lines or lines[-1] != "mid-save":
+        line = proc.stdout.readline()
+        if not line:
+            proc.kill()
+            raise AssertionError(f"the child ended before save 4: {lines} {proc.communicate()}")
+        lines.append(line.strip())
     proc.kill()
     proc.wait()
+    assert lines == ["saved 1", "saved 2", "saved 3", "mid-save"]
+    (partial,) = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # the kill came mid-write
+    assert 0 < partial.stat().st_size < path.stat().st_size
     ckpt = load_checkpoint(str(path))
-    assert ckpt["epoch"] >= 3 and ckpt["w"].numel() == 8_000_000
+    assert ckpt["epoch"] == 3 and torch.equal(ckpt["w"], torch.arange(1000.0) * 3)
 
 
 def test_weights_only_checkpoint_cannot_be_resumed_but_can_fine_tune(synthetic_root, reference_run, tmp_path):
@@ -155,20 +182,17 @@ def test_early_stopping_and_keep_last(synthetic_root, tmp_path):
 
 def test_non_finite_loss_stops_with_step_and_checkpoint(synthetic_root, tmp_path):
     extra = ["LOSS.TERMS", "[{'NAME': 'nan_at_call', 'CALL': 8}]"]
-    proc = subprocess.run(train_cmd(*opts(synthetic_root, tmp_path, *extra)), cwd=REPO, env=ENV,
-                          capture_output=True, text=True)
-    assert proc.returncode != 0
-    assert "Loss became nan at epoch 2, step 8" in proc.stderr
-    assert f"Last good checkpoint: {tmp_path / 'last.pth'}" in proc.stderr
+    with pytest.raises(FloatingPointError) as err:
+        train_here(*opts(synthetic_root, tmp_path, *extra))
+    assert "Loss became nan at epoch 2, step 8" in str(err.value)
+    assert f"Last good checkpoint: {tmp_path / 'last.pth'}" in str(err.value)
     assert load_checkpoint(str(tmp_path / "last.pth"))["epoch"] == 1
 
 
-def test_non_finite_loss_can_skip_the_batch(synthetic_root, tmp_path):
+def test_non_finite_loss_can_skip_the_batch(synthetic_root, tmp_path, capsys):
     extra = ["LOSS.TERMS", "[{'NAME': 'nan_at_call', 'CALL': 3}]", "SOLVER.NONFINITE_LOSS", "skip"]
-    proc = subprocess.run(train_cmd(*opts(synthetic_root, tmp_path, *extra, epochs=2)), cwd=REPO, env=ENV,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert "skipping this batch" in proc.stderr
+    train_here(*opts(synthetic_root, tmp_path, *extra, epochs=2))
+    assert "skipping this batch" in capsys.readouterr().err
     assert all(torch.isfinite(v).all() for v in weights(tmp_path / "last.pth").values() if v.is_floating_point())
 
 

@@ -1,41 +1,37 @@
-"""Sweeps and summaries: grid parsing and run naming in-process, then a real 2×2 sweep of tiny
-runs through the tools, its resume, its summary, and a sweep with a failing run."""
-import csv
+"""Sweeps: grid parsing and run naming, the child commands and their bookkeeping (with stand-in
+children that take milliseconds), the command in-process and once as ``python -m segkit``, and
+one real end-to-end sweep of tiny runs (slow)."""
 import json
 import os
 import subprocess
 import sys
-import time
+import textwrap
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
+from segkit.commands import build_parser, main
 from segkit.config import load_config
-from segkit.summary import PLOT_SIZE, panel_boxes, summarize
-from segkit.sweep import (SweepError, compose_config, expand, load_sweep, main as sweep_main, parse_grid_arg,
-                          run_name, run_overrides, short_keys, split_values, validate)
+from segkit.experiments.report import summarize
+from segkit.experiments.sweep import (Manifest, SweepError, compose_config, expand, load_sweep, parse_grid_arg,
+                                      read_manifest, run_name, run_overrides, short_keys, split_values, validate)
+from segkit.experiments.sweep import runner
 
 from .conftest import REPO, tiny_overrides
 
-# One thread per process: tiny models gain nothing from more, and two processes spinning for
-# the same two cores slow each other down many times over.
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 BASE = str(REPO / "configs" / "unet_noaug_cosine.yaml")
 GRID = ["--grid", "SOLVER.BASE_LR=1e-3,1e-2", "--grid", "MODEL.BACKBONE.CHANNELS=[4,8,16,32,64],[2,4,8,16,32]"]
 RUNS = ["base_lr=0.001__channels=4-8-16-32-64", "base_lr=0.001__channels=2-4-8-16-32",
         "base_lr=0.01__channels=4-8-16-32-64", "base_lr=0.01__channels=2-4-8-16-32"]
 
 
-def tool(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args[:2]} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-    return proc
-
-
 def manifest(folder: Path) -> dict:
     return json.loads((folder / "sweep.json").read_text())
+
+
+def _sweep_and_runs(config, grid, overrides=(), **kw):
+    sweep = load_sweep(config, grid, list(overrides), **kw)
+    return sweep, expand(sweep)
 
 
 # --------------------------------------------------------------------------- grid parsing and naming
@@ -77,11 +73,6 @@ def test_bad_grids_fail_before_anything_runs(tmp_path):
         load_sweep(str(bad_file))
 
 
-def _sweep_and_runs(config, grid, overrides=()):
-    sweep = load_sweep(config, grid, list(overrides))
-    return sweep, expand(sweep)
-
-
 def test_run_names_are_readable_unique_and_file_safe():
     assert run_name({"MODEL": "unet", "SOLVER.BASE_LR": 0.001}) == "model=unet__base_lr=0.001"
     assert run_name({"SOLVER.BASE_LR": 1e-5}) == "base_lr=1e-05"
@@ -97,7 +88,7 @@ def test_run_names_are_readable_unique_and_file_safe():
         _sweep_and_runs(BASE, ["DATA.ROOT=a/b,a_b"])
 
 
-def test_grid_is_the_cartesian_product_in_the_order_given(tmp_path):
+def test_grid_is_the_cartesian_product_in_the_order_given():
     sweep, runs = _sweep_and_runs(BASE, ["MODEL=unet,resnet34_unet", "SOLVER.BASE_LR=1e-3,1e-4,1e-5"])
     assert [r.name for r in runs] == [f"model={m}__base_lr={lr}" for m in ("unet", "resnet34_unet")
                                       for lr in ("0.001", "0.0001", "1e-05")]
@@ -141,145 +132,189 @@ def test_report_sweeps_are_valid(name, runs, checks, tmp_path):
         assert cfg.INPUT.SIZE == 256
 
 
+# --------------------------------------------------------------------------- the child commands
+def test_child_commands_are_segkit_train_and_test_in_the_order_their_parsers_need(tmp_path):
+    sweep, (run,) = _sweep_and_runs(BASE, ["SOLVER.BASE_LR=1e-3"], ["DATA.ROOT", "/data"],
+                                    output_root=str(tmp_path), plugins=["my_plugin.py"])
+    last, best = os.path.join(run.output_dir, "last.pth"), os.path.join(run.output_dir, "best.pth")
+    overrides = ["DATA.ROOT", "/data", "SOLVER.BASE_LR", "0.001", "OUTPUT_DIR", run.output_dir]
+    fresh = runner.train_command(sweep, run, "run.yaml")
+    assert fresh == [sys.executable, "-m", "segkit", "train", "--plugin", "my_plugin.py", "run.yaml", *overrides]
+    os.makedirs(run.output_dir)
+    Path(last).touch()
+    resumed = runner.train_command(sweep, run, "run.yaml")
+    assert resumed[:4] == [sys.executable, "-m", "segkit", "train"] and resumed[-7:] == ["run.yaml", *overrides]
+    # The real parsers read them back as meant: --resume's PATH is last.pth, not the config.
+    args = build_parser().parse_args(resumed[3:])
+    assert (args.resume, args.config, args.opts, args.plugin) == (last, "run.yaml", overrides, ["my_plugin.py"])
+    test = runner.test_command(sweep, run)
+    assert test[:4] == [sys.executable, "-m", "segkit", "test"] and test[-1] == last  # no best.pth yet
+    Path(best).touch()
+    args = build_parser().parse_args(runner.test_command(sweep, run)[3:])
+    assert args.checkpoint == best and args.config == os.path.join(run.output_dir, "config.yaml")
+    assert args.json_out == os.path.join(run.output_dir, "test.json") and args.opts == []
+
+
+# A stand-in for `python -m segkit train|test`: it behaves by the run's learning rate.
+FAKE_CHILD = textwrap.dedent("""
+    import json, os, sys
+    stage, out, lr = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    print(f"fake {stage} of {out}")
+    if stage == "train":
+        if lr == 2:
+            print("Traceback ...\\nValueError: boom", file=sys.stderr)
+            sys.exit(2)
+        if lr == 4:
+            sys.exit(130)  # as if the user pressed Ctrl-C in the child
+        open(os.path.join(out, "config.yaml"), "w").close()
+    elif lr != 3:  # 3: the test exits 0 but writes nothing
+        with open(os.path.join(out, "test.json"), "w") as f:
+            json.dump({"dice_mean": 0.5, "dice_std": 0.1, "n": 8}, f)
+""")
+
+
+@pytest.fixture
+def fake_children(tmp_path, monkeypatch):
+    """Replace the child commands with FAKE_CHILD; returns the list of (stage, run name) started."""
+    script = tmp_path / "child.py"
+    script.write_text(FAKE_CHILD)
+    started = []
+
+    def command(stage):
+        def make(sweep, run, *_):
+            started.append((stage, run.name))
+            return [sys.executable, str(script), stage, run.output_dir, str(run.settings["SOLVER.BASE_LR"])]
+        return make
+
+    monkeypatch.setattr(runner, "train_command", command("train"))
+    monkeypatch.setattr(runner, "test_command", command("test"))
+    return started
+
+
+def test_failures_are_recorded_and_the_sweep_goes_on(tmp_path, fake_children, capsys):
+    argv = ["sweep", BASE, "--grid", "SOLVER.BASE_LR=1,2,3", "--name", "fake", "--output-root", str(tmp_path)]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    folder = tmp_path / "fake"
+    ok, train_failed, test_failed = manifest(folder)["runs"]
+    assert ok["status"] == "done" and ok["exit_code"] == 0 and ok["seconds"] > 0
+    assert (train_failed["status"], train_failed["failed_stage"], train_failed["exit_code"]) == ("failed", "train", 2)
+    assert train_failed["error"].endswith("ValueError: boom")
+    assert (test_failed["status"], test_failed["failed_stage"], test_failed["exit_code"]) == ("failed", "test", 1)
+    log = (folder / "base_lr=3" / "sweep.log").read_text()
+    assert "test exited 0 but wrote no test.json" in log and "=== test failed with exit code 1" in log
+    assert log.count("\n$ ") == 2  # both commands are in the log, so the run can be repeated by hand
+    assert "[1/3] base_lr=1: done" in out and "test Dice 0.5000 ± 0.1000 on 8 images" in out
+    assert "[2/3] base_lr=2: FAILED in train (exit 2): ValueError: boom" in out
+    assert "1 done, 2 failed" in out
+    # Again: the finished run is skipped (its time kept), the failed ones are tried again.
+    fake_children.clear()
+    assert main(argv) == 1
+    assert fake_children == [("train", "base_lr=2"), ("train", "base_lr=3"), ("test", "base_lr=3")]
+    data = manifest(folder)
+    assert [r["status"] for r in data["runs"]] == ["skipped", "failed", "failed"]
+    assert data["runs"][0]["seconds"] == ok["seconds"]
+    assert data["command"] == ["segkit", "sweep", BASE, "--grid", "SOLVER.BASE_LR=1,2,3", "--name", "fake",
+                               "--output-root", str(tmp_path)]
+
+
+def test_an_interrupted_child_stops_the_sweep(tmp_path, fake_children, capsys):
+    argv = ["sweep", BASE, "--grid", "SOLVER.BASE_LR=4,1", "--name", "stop", "--output-root", str(tmp_path)]
+    assert main(argv) == 130
+    assert fake_children == [("train", "base_lr=4")]  # base_lr=1 never started
+    assert [r["status"] for r in manifest(tmp_path / "stop")["runs"]] == ["failed", "pending"]
+
+
+def test_ctrl_c_says_how_to_resume(monkeypatch, capsys, tmp_path):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("segkit.experiments.sweep.run_sweep", interrupted)
+    assert main(["sweep", BASE, "--output-root", str(tmp_path)]) == 130
+    assert "segkit sweep: interrupted; run the same command again to resume" in capsys.readouterr().err
+
+
+def test_the_manifest_is_written_whole_and_keeps_earlier_times(tmp_path):
+    sweep, runs = _sweep_and_runs(BASE, ["SOLVER.BASE_LR=1e-3,1e-4"], output_root=str(tmp_path))
+    os.makedirs(sweep.folder)
+    first = Manifest(sweep, runs, ["segkit", "sweep"])
+    first.write()
+    first.update(runs[0].name, status="done", seconds=12.5)
+    entry = read_manifest(sweep.folder)["runs"][0]
+    assert (entry["name"], entry["status"], entry["seconds"]) == (runs[0].name, "done", 12.5)
+    assert os.listdir(sweep.folder) == ["sweep.json"]  # no temporary file left behind
+    again = Manifest(sweep, runs, ["segkit", "sweep"])
+    assert [(r["status"], r["seconds"]) for r in again.data["runs"]] == [("pending", 12.5), ("pending", None)]
+    assert again.counts() == {"pending": 2}
+    assert read_manifest(str(tmp_path / "nowhere")) is None
+
+
+# --------------------------------------------------------------------------- the command
 def test_dry_run_lists_runs_and_writes_nothing(tmp_path, capsys):
-    assert sweep_main([BASE, *GRID, "--dry-run", "--output-root", str(tmp_path), "DATA.ROOT", "/data"]) == 0
+    assert main(["sweep", BASE, *GRID, "--dry-run", "--output-root", str(tmp_path), "DATA.ROOT", "/data",
+                 "AUGMENT", "lab"]) == 0
     out = capsys.readouterr().out
     assert all(f"{name} (would run)" in out for name in RUNS) and "4 runs" in out
+    assert f"config: {BASE} + _base_/augment/lab.yaml" in out  # AUGMENT picks a file, not a value
+    assert f"overrides: DATA.ROOT /data SOLVER.BASE_LR 0.001 MODEL.BACKBONE.CHANNELS '[4, 8, 16, 32, 64]' " \
+           f"OUTPUT_DIR {tmp_path}/unet_noaug_cosine/{RUNS[0]}" in out
     assert list(tmp_path.iterdir()) == []
 
 
-# --------------------------------------------------------------------------- a real sweep of tiny runs
-@pytest.fixture(scope="module")
-def tiny_sweep(synthetic_root, tmp_path_factory):
-    """A 2×2 sweep of one-epoch tiny runs through tools/sweep.py; the folder and the command."""
-    root = tmp_path_factory.mktemp("sweeps")
-    cmd = [str(REPO / "tools" / "sweep.py"), BASE, *GRID, "--name", "tiny", "--output-root", str(root),
-           "--jobs", "2", *tiny_overrides(synthetic_root, str(root / "ignored"), epochs=1)]
-    proc = tool(*cmd)
-    return root / "tiny", cmd, proc
+@pytest.mark.parametrize("argv, message", [
+    (["--jobs", "0"], "--jobs must be at least 1, got 0"),
+    (["--grid", "SOLVER.BASE_LR=1e-3,0.001"], "SOLVER.BASE_LR repeats the value"),
+    (["--name", "two words"], "sweep name 'two words' must be one plain word"),
+    (["SOLVER.EPOCHS"], "overrides come in KEY VALUE pairs"),
+])
+def test_user_errors_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
+    assert main(["sweep", BASE, "--output-root", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("segkit: error: ") and message in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_sweep_trains_and_tests_every_combination(tiny_sweep):
-    folder, _, proc = tiny_sweep
-    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == sorted(RUNS)
-    for name in RUNS:
-        run = folder / name
-        assert (run / "test.json").is_file() and (run / "best.pth").is_file()
-        cfg = load_config(str(run / "config.yaml"))
-        assert cfg.OUTPUT_DIR == str(run) and cfg.SOLVER.EPOCHS == 1
-        # test.json holds the JSON line tools/test.py printed last
-        logged = [line for line in (run / "sweep.log").read_text().splitlines() if line.startswith("{")]
-        assert json.loads(logged[-1]) == json.loads((run / "test.json").read_text())
-    data = manifest(folder)
-    assert [r["name"] for r in data["runs"]] == RUNS
-    assert all(r["status"] == "done" and r["exit_code"] == 0 and r["seconds"] > 0 for r in data["runs"])
-    assert data["runs"][1]["overrides"] == {"SOLVER.BASE_LR": 0.001, "MODEL.BACKBONE.CHANNELS": [2, 4, 8, 16, 32]}
-    assert data["grid"]["SOLVER.BASE_LR"] == [0.001, 0.01]
-    assert "SOLVER.BASE_LR is replaced by the sweep's own value" in proc.stdout
-    assert "4 done" in proc.stdout
+def test_python_m_segkit_sweep_dry_run(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "segkit", "sweep", str(REPO / "configs" / "report" / "lr.yaml"),
+                           "--dry-run", "--output-root", str(tmp_path), "DATA.ROOT", "/data"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "sweep report_lr: 6 runs" in proc.stdout and "[6/6] model=resnet34_unet__base_lr=1e-05" in proc.stdout
 
 
-def test_rerunning_a_finished_sweep_skips_every_run(tiny_sweep):
-    folder, cmd, _ = tiny_sweep
-    before = {name: (folder / name / "test.json").stat().st_mtime_ns for name in RUNS}
-    start = time.perf_counter()
-    proc = tool(*cmd)
-    assert time.perf_counter() - start < 20  # nothing trained
-    assert "4 skipped" in proc.stdout and "training" not in proc.stdout
-    data = manifest(folder)
-    assert [r["status"] for r in data["runs"]] == ["skipped"] * 4
-    assert all(r["seconds"] > 0 for r in data["runs"])  # the time the runs took is kept
-    assert before == {name: (folder / name / "test.json").stat().st_mtime_ns for name in RUNS}
-
-
-def _epochs(run: Path) -> list:
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [r for r in records if r["type"] == "epoch"]
-
-
-def _table_rows(markdown: str) -> dict:
-    """{(lr, channels): cells} of the Markdown table rows."""
-    rows = {}
-    for line in markdown.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("| 0.0"):
-            rows[(cells[0], cells[1])] = cells[2:]
-    return rows
-
-
-def test_summary_tables_match_the_runs_logs(tiny_sweep, tmp_path):
-    folder, _, _ = tiny_sweep
-    out = tmp_path / "summary"
-    proc = tool("-m", "segkit.cli", "summarize", str(folder), "--out", str(out))
-    text = (out / "summary.md").read_text()
-    rows = _table_rows(text)
-    assert len(rows) == 4
-    tests = {}
-    for name in RUNS:
-        run = folder / name
-        final, test = _epochs(run)[-1], json.loads((run / "test.json").read_text())
-        lr, channels = manifest(folder)["runs"][RUNS.index(name)]["overrides"].values()
-        cells = rows[(f"{lr:g}", json.dumps(channels))]
-        assert cells[:4] == [f"{final[k]:.4f}" for k in ("train/loss", "train/dice", "val/loss", "val/dice")]
-        assert cells[4] == "1/1"
-        assert cells[5] == f"{test['loss_mean']:.4f} ± {test['loss_std']:.4f}"
-        assert cells[6] == f"{test['dice_mean']:.4f} ± {test['dice_std']:.4f}"
-        tests[name] = test["dice_mean"]
-
-    ranked = [line for line in text.split("## Ranking")[1].splitlines() if line[:1].isdigit()]
-    assert len(ranked) == 4
-    order = [next(n for n in RUNS if f"**{n}**" in line) for line in ranked]
-    assert [tests[n] for n in order] == sorted(tests.values(), reverse=True)
-    assert proc.stdout.splitlines()[0].startswith(f"1. {order[0]}: test Dice")
-
-    with open(out / "summary.csv", newline="") as f:
-        table = list(csv.DictReader(f))
-    assert [r["run"] for r in table] == RUNS
-    for row in table:
-        test = json.loads((folder / row["run"] / "test.json").read_text())
-        assert float(row["test_dice_mean"]) == pytest.approx(test["dice_mean"])
-        assert float(row["val_dice"]) == pytest.approx(_epochs(folder / row["run"])[-1]["val/dice"])
-        assert row["status"] == "done" and row["best_epoch"] == "1"
-
-
-def test_summary_plot_draws_every_run(tiny_sweep, tmp_path):
-    folder, _, _ = tiny_sweep
-    summarize([str(folder)], out=str(tmp_path))
-    image = Image.open(tmp_path / "curves_all.png").convert("RGB")
-    assert image.size == PLOT_SIZE
-    for left, top, right, bottom in panel_boxes(image.size):
-        inside = image.crop((left + 2, top + 2, right - 1, bottom - 1))
-        colours = {c for _, c in inside.getcolors(maxcolors=1 << 16) if len(set(c)) > 1}  # not white or grey
-        assert len(colours) >= 2, "the runs' curves should show in distinct colours"
-
-
-def test_summary_groups_by_a_setting(tiny_sweep, tmp_path):
-    folder, _, _ = tiny_sweep
-    summarize([str(folder)], out=str(tmp_path), group_by=["SOLVER.BASE_LR"])
-    text = (tmp_path / "summary.md").read_text()
-    assert "## SOLVER.BASE_LR = 0.001" in text and "## SOLVER.BASE_LR = 0.01" in text
-    assert sorted(p.name for p in tmp_path.glob("curves_*.png")) == ["curves_base_lr=0.001.png",
-                                                                      "curves_base_lr=0.01.png"]
-    with pytest.raises(ValueError, match="--group-by SOLVER.NOPE: no run has this setting"):
-        summarize([str(folder)], out=str(tmp_path), group_by=["SOLVER.NOPE"])
-
-
-def test_a_failing_run_is_recorded_and_the_sweep_goes_on(synthetic_root, tmp_path):
-    # -1 passes the config's type check but the optimizer refuses it: a failure at run time.
-    proc = tool(str(REPO / "tools" / "sweep.py"), BASE, "--grid", "SOLVER.BASE_LR=-1.0,1e-3", "--name", "bad",
-                "--output-root", str(tmp_path), *tiny_overrides(synthetic_root, str(tmp_path / "x"), epochs=1),
-                check=False)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    folder = tmp_path / "bad"
+# --------------------------------------------------------------------------- a real sweep (slow)
+@pytest.mark.slow
+def test_a_real_sweep_trains_tests_records_and_resumes(synthetic_root, tmp_path, monkeypatch, capsys):
+    """Tiny one-epoch runs through real child processes: one good, one the optimizer refuses
+    (-1 passes the config's type check, so it fails at run time), two at a time."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # two children sharing the cores
+    argv = ["sweep", BASE, "--grid", "SOLVER.BASE_LR=-1.0,1e-3", "--name", "tiny", "--output-root", str(tmp_path),
+            "--jobs", "2", *tiny_overrides(synthetic_root, str(tmp_path / "ignored"), epochs=1)]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    folder = tmp_path / "tiny"
     failed, done = manifest(folder)["runs"]
-    assert failed["name"] == "base_lr=-1.0" and failed["status"] == "failed"
-    assert failed["exit_code"] == 2 and failed["failed_stage"] == "train"
+    assert (failed["name"], failed["status"], failed["failed_stage"], failed["exit_code"]) == \
+        ("base_lr=-1.0", "failed", "train", 2)
     assert "Invalid learning rate: -1.0" in failed["error"]
-    assert "Invalid learning rate: -1.0" in (folder / "base_lr=-1.0" / "sweep.log").read_text()
     assert not (folder / "base_lr=-1.0" / "test.json").exists()
-    assert done["status"] == "done" and (folder / "base_lr=0.001" / "test.json").is_file()
-    assert "FAILED in train (exit 2)" in proc.stdout and "1 done, 1 failed" in proc.stdout
+    run = folder / "base_lr=0.001"
+    assert done["status"] == "done" and (run / "best.pth").is_file()
+    cfg = load_config(str(run / "config.yaml"))
+    assert cfg.OUTPUT_DIR == str(run) and cfg.SOLVER.EPOCHS == 1 and cfg.SOLVER.BASE_LR == 1e-3
+    # test.json holds the JSON line `segkit test` printed last
+    logged = [line for line in (run / "sweep.log").read_text().splitlines() if line.startswith("{")]
+    assert json.loads(logged[-1]) == json.loads((run / "test.json").read_text())
+    assert "SOLVER.BASE_LR is replaced by the sweep's own value" in out and "1 done, 1 failed" in out
+    assert "FAILED in train (exit 2)" in out
+
+    before = (run / "test.json").stat().st_mtime_ns
+    assert main(argv) == 1  # the finished run is skipped; the failed one fails again
+    assert "1 skipped, 1 failed" in capsys.readouterr().out
+    assert (run / "test.json").stat().st_mtime_ns == before
+
     summarize([str(folder)], out=str(tmp_path / "summary"))
     text = (tmp_path / "summary" / "summary.md").read_text()
-    assert "## Unfinished runs" in text and "**base_lr=-1.0**: failed: `segkit: error: Invalid learning rate" in text
+    assert "**base_lr=-1.0**: failed: `segkit: error: Invalid learning rate" in text
     assert "| 0.001 | " in text and "| -1 | " not in text  # only the finished run has a table row
+    assert (tmp_path / "summary" / "curves_all.png").is_file()

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Export from a config: `python tools/export.py --help`. A thin wrapper over segkit.export.cli.main."""
+"""Export a checkpoint to ONNX or TorchScript: `python tools/export.py --help`, the same as `segkit export`."""
 import sys
 
-from segkit.export.cli import main
+from segkit.commands import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["export", *sys.argv[1:]]))

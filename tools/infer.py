@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Predict masks from a config and checkpoint: `python tools/infer.py --help`. A thin wrapper over segkit.infer_cli.main."""
+"""Predict masks for images: `python tools/infer.py --help`, the same as `segkit infer`."""
 import sys
 
-from segkit.infer_cli import main
+from segkit.commands import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["infer", *sys.argv[1:]]))

@@ -1,11 +1,8 @@
 #!/usr/bin/env python
-"""Run a grid of trainings and tests: `python tools/sweep.py --help`.
-
-A thin wrapper over segkit.sweep.main, the same as `segkit sweep`.
-"""
+"""Train and test a grid of runs: `python tools/sweep.py --help`, the same as `segkit sweep`."""
 import sys
 
-from segkit.sweep import main
+from segkit.commands import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["sweep", *sys.argv[1:]]))

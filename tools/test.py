@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Test from a config: `python tools/test.py --help`. A thin wrapper over segkit.cli.test_main."""
+"""Evaluate a checkpoint on a split: `python tools/test.py --help`, the same as `segkit test`."""
 import sys
 
-from segkit.cli import test_main
+from segkit.commands import main
 
 if __name__ == "__main__":
-    sys.exit(test_main())
+    sys.exit(main(["test", *sys.argv[1:]]))

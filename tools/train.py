@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Train from a config: `python tools/train.py --help`. A thin wrapper over segkit.cli.train_main."""
+"""Train a model from a config: `python tools/train.py --help`, the same as `segkit train`."""
 import sys
 
-from segkit.cli import train_main
+from segkit.commands import main
 
 if __name__ == "__main__":
-    sys.exit(train_main())
+    sys.exit(main(["train", *sys.argv[1:]]))

@@ -14,6 +14,7 @@ from typing import Any, Iterable, List, Optional, Sequence
 import yaml
 from yacs.config import CfgNode as CN
 
+from ..utils.files import atomic_write_text
 from .defaults import get_default_config
 
 __all__ = ["CN", "ConfigError", "get_default_config", "load_config", "merge_dict", "merge_overrides",
@@ -171,7 +172,6 @@ def load_config(path: Optional[str] = None, overrides: Iterable[str] = (), freez
 
 
 def dump_config(cfg: CN, path: str) -> None:
-    """Write the merged config where the run's outputs live, so a run can be repeated."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(cfg.dump())
+    """Write the merged config where the run's outputs live, so a run can be repeated (atomically:
+    ``segkit test`` and sweeps read it back)."""
+    atomic_write_text(path, cfg.dump())

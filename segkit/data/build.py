@@ -1,25 +1,23 @@
-"""The data entry points: config → dataset → transformed dataset → DataLoader, and the
-pre-flight scan that runs before training."""
+"""The data entry points: config → dataset → transformed dataset → DataLoader."""
 from __future__ import annotations
 
 import inspect
-import logging
 import random
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Set
+from typing import Any, Callable, Dict, Iterable, Optional
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..registry import DATASETS
+from ..utils.distributed import get_rank, get_world_size, per_process_batch
 from .cache import ResizeCache
-from .check import DataError, check_data, item_key
+from .problems import item_key
 from .sampler import EpochSampler, sample_seed
 from .transforms import build_transforms, seed_transforms
 
-__all__ = ["build_dataset", "build_dataloader", "build_cache", "preflight", "DataError", "TransformedDataset"]
+__all__ = ["build_dataset", "build_dataloader", "build_cache", "TransformedDataset"]
 
-logger = logging.getLogger("segkit")
 
 
 def _accepts(fn: Callable[..., Any], name: str) -> bool:
@@ -57,37 +55,6 @@ def build_dataset(cfg, split: str, strict: bool = True, exclude: Iterable[str] =
         if len(keep) < len(dataset):
             dataset = torch.utils.data.Subset(dataset, keep)
     return dataset
-
-
-_SKIP_HINT = "set DATA.SKIP_BAD True to train without them, or DATA.CHECK False to skip this scan"
-
-
-def preflight(cfg, splits: Sequence[str] = ("train", "val", "test")) -> Set[str]:
-    """Scan the data before training (DATA.CHECK) and return the names of samples to skip.
-
-    Bad samples stop the run with a DataError listing every one, unless DATA.SKIP_BAD is
-    True: then each is named in a warning on the "segkit" logger and returned, for
-    ``build_dataloader(..., exclude=...)``. Problems of a whole split (a missing list, an
-    empty split) always stop the run, since skipping samples cannot fix them; pass
-    ``splits`` to scan only the splits the run reads.
-    """
-    if not cfg.DATA.CHECK:
-        return set()
-    report = check_data(cfg, splits)
-    if report.ok:
-        if report.notes:
-            logger.info("%s", report.format())
-        return set()
-    if report.split_problems:
-        hint = ("DATA.SKIP_BAD cannot help with problems of a whole split; fix them, or set DATA.CHECK "
-                "False to skip this scan" if cfg.DATA.SKIP_BAD else _SKIP_HINT)
-        raise DataError(f"{report.format()}\n{hint}")
-    if not cfg.DATA.SKIP_BAD:
-        raise DataError(f"{report.format()}\n{_SKIP_HINT}")
-    bad = report.bad_names
-    logger.warning("DATA.SKIP_BAD is True: training without %d bad sample(s): %s\n%s",
-                   len(bad), ", ".join(sorted(bad)), report.format())
-    return bad
 
 
 class TransformedDataset(Dataset):
@@ -180,7 +147,6 @@ def build_dataloader(cfg, split: str, shuffle: Optional[bool] = None, exclude: I
     shuffle = train if shuffle is None else shuffle
     # Under DDP, SOLVER.BATCH_SIZE is the global batch (each process loads its share) and
     # every split is sharded; evaluation shards are not padded, so no image counts twice.
-    from ..engine.distributed import get_rank, get_world_size, per_process_batch  # engine imports data
 
     rank, world = get_rank(), get_world_size()
     drop_last = train and len(dataset) > batch_size

@@ -30,12 +30,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 from torch.utils.data import Subset
 
+from ..utils.files import atomic_write
 from .transforms import resize_transform
 
 __all__ = ["ResizeCache", "CACHE_MODES", "default_cache_dir"]
@@ -149,16 +149,8 @@ class ResizeCache:
     def _write(self, key: str, item: Dict[str, Any]) -> None:
         path = self.path(key)
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=os.path.dirname(path))
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    np.savez(f, image=item["image"], mask=item["mask"], name=np.array(str(item["name"])))
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-                raise
+            atomic_write(path, lambda f: np.savez(f, image=item["image"], mask=item["mask"],
+                                                  name=np.array(str(item["name"]))))
         except OSError as e:
             logger.warning("cannot write the data cache under DATA.CACHE_DIR '%s' (%s); keeping resized "
                            "samples in memory instead", self.cache_dir, e)

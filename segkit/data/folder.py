@@ -24,8 +24,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..registry import DATASETS
-from .check import WORKERS, Problem, scan
-from .oxford_pet import IMAGE_EXTENSIONS, _probe, load_rgb, raise_missing, read_name_list
+from ..utils.images import IMAGE_EXTENSIONS, load_rgb
+from .oxford_pet import raise_missing, read_name_list
+from .problems import WORKERS, Problem, probe_file, scan
 
 __all__ = ["FolderDataset", "parse_mask_values"]
 
@@ -202,8 +203,8 @@ class FolderDataset(torch.utils.data.Dataset):
 
     def _sample_problems(self, name: str) -> List[Problem]:
         why = f"sample '{name}' is in split '{self.split}'"
-        image, problems = _probe(self.image_path(name), load_rgb, name, "image", "an image file", why)
-        mask, more = _probe(self.mask_path(name), lambda p: self.read_mask(name), name, "mask",
+        image, problems = probe_file(self.image_path(name), load_rgb, name, "image", "an image file", why)
+        mask, more = probe_file(self.mask_path(name), lambda p: self.read_mask(name), name, "mask",
                             "a single-channel PNG mask", why)
         problems += more
         if mask is None:

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..registry import DATASETS
+from ..utils.images import IMAGE_EXTENSIONS, decode_rgb, load_rgb
 from .cache import file_identity
-from .check import WORKERS, Problem, scan
+from .problems import WORKERS, Problem, probe_file, scan
 
-__all__ = ["OxfordPet", "read_name_list", "load_rgb", "decode_rgb", "BOUNDARY_MODES", "TORCHVISION_FOLDER"]
+__all__ = ["OxfordPet", "read_name_list", "raise_missing", "BOUNDARY_MODES", "TORCHVISION_FOLDER"]
 
 SPLITS = ("train", "val", "test")
 # Trimap value 3 (the pet's outline) is ambiguous; each mode decides what the network learns there.
@@ -32,7 +33,6 @@ TORCHVISION_FOLDER = "oxford-iiit-pet"
 TRIMAP_VALUES = (1, 2, 3)
 # How many missing files a strict construction error names before "… and N more".
 _MAX_LISTED = 20
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 
 _LAYOUT_HINT = ("expected the official Oxford-IIIT Pet layout: <root>/images/<Name>.jpg, "
                 "<root>/annotations/trimaps/<Name>.png and <root>/annotations/{trainval,test}.txt. "
@@ -64,45 +64,6 @@ def raise_missing(dataset, missing: Sequence[str], where: str, need: str) -> Non
     raise FileNotFoundError(
         f"{type(dataset).__name__}: {len(missing)} file(s) {where} are missing:{shown}{more}\n{need} "
         "`segkit check-data` reports all bad files; DATA.SKIP_BAD True trains without them.")
-
-
-def load_rgb(path: str) -> np.ndarray:
-    """HWC uint8 RGB pixels of any image file, whatever its real format or its extension says.
-
-    The Oxford set has GIFs and RGBA PNGs named .jpg, grayscale and CMYK JPEGs; PIL sniffs
-    the content, and ``convert`` maps them all to RGB. 16-bit images are scaled down rather
-    than clipped (PIL's own conversion would turn them nearly white). EXIF orientation is
-    deliberately not applied: the trimaps were drawn on the stored pixels.
-    """
-    return decode_rgb(path)[0]
-
-
-def decode_rgb(path: str, draft_size: Optional[int] = None) -> Tuple[np.ndarray, Tuple[int, int]]:
-    """``load_rgb``'s pixels and the file's own (width, height).
-
-    With ``draft_size``, a JPEG is decoded by libjpeg at 1/2, 1/4 or 1/8 scale, the smallest
-    that still has at least ``draft_size`` pixels on both sides (PIL's ``draft``), for a
-    caller that resizes to that size anyway: several times less decoding work, nearly the
-    same pixels after the resize. Other formats decode in full.
-    """
-    try:
-        with Image.open(path) as img:
-            size = img.size
-            if draft_size and img.format == "JPEG":
-                img.draft("RGB", (int(draft_size), int(draft_size)))
-            return _to_rgb(img), size
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Image file '{path}' does not exist; expected a readable image there") from None
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise RuntimeError(f"Cannot read image '{path}' ({e}); expected a JPEG/PNG/GIF image file") from e
-
-
-def _to_rgb(img: Image.Image) -> np.ndarray:
-    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        scale = 257.0 if img.mode.startswith("I;16") or arr.max() > 255 else 1.0
-        img = Image.fromarray(np.clip(arr / scale, 0, 255).round().astype(np.uint8), mode="L")
-    return np.array(img.convert("RGB"), dtype=np.uint8)
 
 
 @DATASETS.register(name="oxford_pet")
@@ -298,9 +259,9 @@ class OxfordPet(torch.utils.data.Dataset):
 
     def _sample_problems(self, name: str) -> List[Problem]:
         listed = f"{os.path.basename(self.list_path)} lists '{name}'"
-        image, problems = _probe(self.image_path(name), load_rgb, name, "image",
+        image, problems = probe_file(self.image_path(name), load_rgb, name, "image",
                                  "a JPEG, PNG or GIF image", listed)
-        trimap, more = _probe(self.trimap_path(name), lambda p: self.read_trimap(name), name, "trimap",
+        trimap, more = probe_file(self.trimap_path(name), lambda p: self.read_trimap(name), name, "trimap",
                               "a single-channel PNG trimap", listed)
         problems += more
         if trimap is None:
@@ -350,18 +311,3 @@ class OxfordPet(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(root='{self.root}', split='{self.split}', {len(self)} images, "
                 f"boundary='{self.boundary}', ignore_index={self.ignore_index})")
-
-
-def _probe(path: str, read: Callable[[str], np.ndarray], name: str, role: str, expected: str,
-           listed: str) -> Tuple[Optional[np.ndarray], List[Problem]]:
-    """Decode one file; return its pixels, or None plus the Problem saying why not."""
-    if not os.path.exists(path):
-        return None, [Problem(path, "does not exist", f"{expected} there, since {listed}", name, role, "missing")]
-    if os.path.getsize(path) == 0:
-        return None, [Problem(path, "is empty (0 bytes)", expected, name, role, "empty")]
-    try:
-        return read(path), []
-    except Exception as e:  # noqa: BLE001  the check reports whatever training would trip over
-        cause = e.__cause__ or e
-        return None, [Problem(path, f"cannot be decoded ({cause})", f"{expected}, complete and readable",
-                              name, role, "unreadable")]

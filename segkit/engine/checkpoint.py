@@ -1,20 +1,19 @@
 """Saving and loading checkpoints so that a kill mid-save never costs the last good file.
 
-Files are written to a temporary name in the same folder, flushed to disk, then renamed over
-the target (``os.replace`` is atomic on POSIX and Windows). Loading uses
+Files are written through ``segkit.utils.files.atomic_write`` (temporary file, fsync, rename).
+Loading uses
 ``weights_only=True``: a checkpoint holds tensors and plain data, never code to run.
 """
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from typing import Any, Dict, Optional
 
 import torch
 
 from .. import __version__
 from ..models.weights import compare_state_dicts
+from ..utils.files import atomic_copy, atomic_write
 
 __all__ = ["atomic_save", "atomic_copy", "load_checkpoint", "load_model_weights", "CheckpointError", "unwrap"]
 
@@ -31,31 +30,8 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def _atomic_write(path: str, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync, then rename it over ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def atomic_save(obj: Dict[str, Any], path: str) -> None:
-    _atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def atomic_copy(src: str, path: str) -> None:
-    """Copy a saved file to ``path`` as atomically as ``atomic_save`` writes, without re-serialising."""
-    with open(src, "rb") as source:
-        _atomic_write(path, lambda f: shutil.copyfileobj(source, f))
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def make_checkpoint(model: torch.nn.Module, cfg, **state: Any) -> Dict[str, Any]:

@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data._utils.collate import default_collate
 
-from ..losses._pixels import probabilities
+from ..losses import probabilities
 from ..metrics import (METRICS, confusion_counts, micro_scores, per_image_from_counts, pixel_counts,
                        predict_labels)
-from .distributed import gather_list
+from ..utils.distributed import gather_list
 from .precision import forward_batch
 from .tta import wrap_tta
 

@@ -1,4 +1,4 @@
-"""Device and mixed-precision choices, made once from the config and shared by train and test.
+"""Mixed-precision choices, made once from the config and shared by train and test.
 
 ``SOLVER.AMP.DTYPE: auto`` (the default) picks the fastest precision that keeps accuracy on
 the machine at hand: bf16 autocast on a CPU with native bf16 arithmetic (Intel AMX or
@@ -7,53 +7,15 @@ Trainer) on older CUDA GPUs, and plain fp32 elsewhere, since emulated bf16 on a 
 those instructions is slower than fp32.
 """
 import contextlib
-import functools
 
 import torch
 
-__all__ = ["resolve_device", "amp_dtype", "autocast_context", "forward_batch", "main_output",
-           "cpu_has_native_bf16", "precision_name"]
+from ..utils.device import cpu_has_native_bf16, resolve_device
+
+__all__ = ["amp_dtype", "autocast_context", "forward_batch", "main_output", "precision_name"]
 
 _DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
 _AUTO = "auto"
-# /proc/cpuinfo flags of CPUs that do bf16 math in hardware (x86: AMX, AVX512-BF16; Arm: BF16).
-_NATIVE_BF16_FLAGS = {"amx_bf16", "avx512_bf16", "bf16"}
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"DEVICE is '{name}' but CUDA is not available here; use 'auto' or 'cpu'")
-    return device
-
-
-def _cpu_flags(path: str = "/proc/cpuinfo") -> set:
-    """The CPU feature flags the kernel reports (x86 "flags", Arm "Features"); empty elsewhere."""
-    flags = set()
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip().lower() in ("flags", "features"):
-                    flags.update(value.split())
-    except OSError:
-        pass
-    return flags
-
-
-@functools.lru_cache(maxsize=None)
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware, so bf16 autocast is several times faster.
-
-    torch's own capability string says "AVX512" both on CPUs with and without AVX512-BF16,
-    so the kernel's feature flags decide; oneDNN must be there to use them. Where the flags
-    cannot be read (macOS, Windows) the answer is False: fp32 is never the slow choice.
-    """
-    if not torch.backends.mkldnn.is_available():
-        return False
-    return bool(_cpu_flags() & _NATIVE_BF16_FLAGS)
 
 
 def _auto_dtype(device: torch.device):

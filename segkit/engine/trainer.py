@@ -16,48 +16,25 @@ from typing import Dict, List, Optional
 
 import torch
 
-from ..data import build_dataloader
-from ..data.build import preflight
+from ..data import build_dataloader, preflight
 from ..losses import build_loss
 from ..metrics import dice_per_image, predict_labels
-from ..models import build_model
 from ..solver import build_optimizer, build_scheduler
-from .allocator import configure_allocator
+from ..utils.process import configure_allocator
 from .checkpoint import load_checkpoint, load_model_weights
-from .distributed import (all_reduce_max, all_reduce_sum, barrier, broadcast_buffers, init_distributed,
-                          is_distributed, is_main_process, local_device, wrap_model)
-from .evaluator import Evaluator, summary_keys
+from ..utils.distributed import (all_reduce_max, all_reduce_sum, barrier, broadcast_buffers, is_distributed,
+                                 is_main_process)
+from .distributed import init_distributed, local_device, wrap_model
+from .build import build_evaluator, prepare_model
 from .hooks import HookBase, build_hooks
 from .launch import seed_everything
-from .precision import amp_dtype, forward_batch, main_output, resolve_device
+from ..utils.device import resolve_device
+from .precision import amp_dtype, forward_batch, main_output
 from .rng import get_rng_state, set_rng_state
 
-__all__ = ["Trainer", "build_evaluator", "prepare_model", "evaluate_checkpoint"]
+__all__ = ["Trainer"]
 
 logger = logging.getLogger(__name__)
-
-
-def build_evaluator(cfg, loss_fn) -> Evaluator:
-    return Evaluator(loss_fn, num_classes=cfg.MODEL.NUM_CLASSES, ignore_index=cfg.DATA.IGNORE_INDEX,
-                     threshold=cfg.TEST.THRESHOLD, amp_dtype=amp_dtype(cfg),
-                     channels_last=cfg.MODEL.CHANNELS_LAST, tta_flip=cfg.TEST.TTA.FLIP,
-                     tta_scales=cfg.TEST.TTA.SCALES, resolution=cfg.TEST.RESOLUTION)
-
-
-def prepare_model(cfg, device: torch.device, weights: str = None) -> torch.nn.Module:
-    """Build the model, load ``weights`` (default MODEL.WEIGHTS) if set, and move it to
-    ``device`` in the configured memory layout. With full-model ``weights`` the encoder's
-    MODEL.BACKBONE.WEIGHTS file is not read: it would be overwritten (and may not exist where
-    a checkpoint is evaluated or served)."""
-    weights = cfg.MODEL.WEIGHTS if weights is None else weights
-    model = build_model(cfg, backbone_weights=not weights)
-    if weights:
-        load_model_weights(model, weights)
-        logger.info("loaded weights from %s", weights)
-    model.to(device)
-    if cfg.MODEL.CHANNELS_LAST:
-        model.to(memory_format=torch.channels_last)
-    return model
 
 
 def _hook_keys(hooks: List[HookBase]) -> List[str]:
@@ -234,6 +211,15 @@ class Trainer:
             self.step_outputs["dice"] = dice_per_image(pred, masks, self.cfg.MODEL.NUM_CLASSES,
                                                        self.cfg.DATA.IGNORE_INDEX).cpu()
 
+    def train_step(self, batch: Dict) -> Dict:
+        """One forward, backward and optimizer step on ``batch`` outside the epoch loop (benchmarks,
+        profiling): the batch counts as a whole epoch, so it always ends in an optimizer step.
+        Hooks are not called. Returns ``step_outputs``."""
+        self.model.train()
+        self.epoch_batches, self.step_in_epoch = 1, 0
+        self.run_step(batch)
+        return self.step_outputs
+
     def _optimizer_step(self) -> None:
         clip = float(self.cfg.SOLVER.CLIP_GRAD_NORM)
         if clip > 0:
@@ -288,7 +274,8 @@ class Trainer:
             if self.interrupted and signum == signal.SIGINT:
                 raise KeyboardInterrupt
             self.interrupted = signal.Signals(signum).name
-            logger.warning("%s received: finishing the current step, then saving last.pth", self.interrupted)
+            logger.warning("%s received: finishing the current step, then stopping (the checkpoint hook, if "
+                           "configured, saves last.pth)", self.interrupted)
 
         old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -329,32 +316,3 @@ class Trainer:
         self.last_checkpoint = path
         logger.info("resumed from %s: epoch %d, step %d of that epoch", path, self.start_epoch + 1,
                     self.step_in_epoch)
-
-
-def evaluate_checkpoint(cfg, checkpoint: str, split: str = "test", out_dir: Optional[str] = None) -> Dict:
-    """Loss and every metric over ``split`` for the weights in ``checkpoint``, at the resolution
-    and with the test-time augmentation TEST.RESOLUTION / TEST.TTA ask for.
-
-    ``out_dir`` also receives each image's mask and overlay, ``per_image.csv`` (worst first)
-    and ``best_worst.png`` (see segkit.visualize); drawn at the original size when that is scored.
-    """
-    from ..visualize import PredictionWriter
-    from ..data.transforms import denormalize
-
-    device = resolve_device(cfg.DEVICE)
-    model = prepare_model(cfg, device, weights=checkpoint)
-    evaluator = build_evaluator(cfg, build_loss(cfg))
-    writer = PredictionWriter(out_dir, cfg.MODEL.NUM_CLASSES) if out_dir else None
-
-    def draw(record, image, pred, prob, net_image=None):
-        if image is None:  # network size: draw on the de-normalised input
-            rgb = denormalize(net_image.float().cpu(), cfg.INPUT.MEAN, cfg.INPUT.STD)
-            image = (rgb.permute(1, 2, 0).numpy() * 255).round().astype("uint8")
-        writer.write(record["name"], image, pred)
-
-    result = evaluator.run(model, build_dataloader(cfg, split), device, on_image=draw if writer else None)
-    if writer is not None:
-        sort_key = "orig_dice" if evaluator.resolution == "both" else "dice"
-        columns = ["name", "height", "width"] + [k for p in evaluator.prefixes for k in summary_keys(p)]
-        result["out_dir"] = writer.finish(evaluator.records, sort_key=sort_key, columns=columns)
-    return {**result, "split": split, "checkpoint": checkpoint}

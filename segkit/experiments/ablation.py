@@ -26,7 +26,7 @@ import numpy as np
 
 from .plain_loop import PlainOptions, train_plain_loop
 
-__all__ = ["Arm", "ARMS", "breed_roots", "run_arm", "summarize", "main"]
+__all__ = ["Arm", "ARMS", "breed_roots", "run_arm", "summarize", "known_arms", "run_ablation", "load_results"]
 
 logger = logging.getLogger("segkit")
 
@@ -164,7 +164,7 @@ def run_arm(arm: Arm, config: str, opts: Sequence[str], seed: int, data_root: st
         return _segkit_run(cfg)
 
 
-def _load(path: str) -> List[Dict]:
+def load_results(path: str) -> List[Dict]:
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8") as f:
@@ -207,68 +207,47 @@ def summarize(records: List[Dict], reference: str = "plain", pick: str = "best",
     return "\n".join(lines)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    import argparse
-
-    from ..engine.launch import setup_logging
-
-    p = argparse.ArgumentParser(prog="segkit ablate", description=__doc__.split("\n\n")[0])
-    p.add_argument("config", help="the recipe both sides train (e.g. configs/resnet34_unet_aug_cosine.yaml)")
-    p.add_argument("--arms", nargs="+", default=["plain", "segkit"], help=f"from: {', '.join(ARMS)}")
-    p.add_argument("--arm-config", action="append", default=[], metavar="NAME=CONFIG",
-                   help="an extra segkit arm trained from CONFIG as it stands (the shared overrides do not "
-                        "apply; SEED, DATA.ROOT and OUTPUT_DIR do); name it in --arms too")
-    p.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 2])
-    p.add_argument("--tasks", nargs="+", default=["sample", "cross"], choices=["sample", "cross"])
-    p.add_argument("--data-root", default=os.environ.get("SEGKIT_PET_ROOT", ""),
-                   help="Oxford-layout root (default: $SEGKIT_PET_ROOT)")
-    p.add_argument("--output-root", default="work_dirs/ablation")
-    p.add_argument("--label", default="", help="suffix for arm names in the results (e.g. a commit), so runs "
-                   "of one arm before and after a change sit side by side")
-    p.add_argument("--table-only", action="store_true", help="print the table of the results so far and exit")
-    p.add_argument("--reference", default="plain", help="the arm the Δ columns compare with (default: plain)")
-    p.add_argument("--show", nargs="+", metavar="ARM", help="table rows, in this order (default: every arm)")
-    p.add_argument("opts", nargs="*", metavar="KEY VALUE", help="overrides for every arm, e.g. SOLVER.EPOCHS 10")
-    args = p.parse_intermixed_args(argv)
-    setup_logging()
-    results_path = os.path.join(args.output_root, "results.jsonl")
+def known_arms(arm_configs: Sequence[str] = ()) -> Dict[str, Arm]:
+    """The built-in arms plus one per ``NAME=CONFIG`` (a segkit arm trained from CONFIG as it stands)."""
     arms = dict(ARMS)
-    for spec in args.arm_config:
+    for spec in arm_configs:
         name, sep, path = spec.partition("=")
         if not sep or not os.path.isfile(path):
-            raise SystemExit(f"segkit ablate: --arm-config '{spec}': expected NAME=CONFIG with an existing file")
+            raise ValueError(f"--arm-config '{spec}': expected NAME=CONFIG with an existing file")
         arms[name] = Arm(name, f"segkit trained from {path}", config=path)
-    if not args.table_only:
-        unknown = [a for a in args.arms if a not in arms]
-        if unknown:
-            raise SystemExit(f"segkit ablate: unknown arm(s) {unknown}; known: {', '.join(arms)}")
-        if not os.path.isdir(args.data_root):
-            raise SystemExit(f"segkit ablate: --data-root '{args.data_root}' is not a folder; expected the "
-                             "Oxford-IIIT Pet layout (or set SEGKIT_PET_ROOT)")
-        os.makedirs(args.output_root, exist_ok=True)
-        tasks = {}
-        if "sample" in args.tasks:
-            tasks["sample"] = args.data_root
-        if "cross" in args.tasks:
-            tasks.update({f"cross:{k}": v for k, v in
-                          breed_roots(args.data_root, os.path.join(args.output_root, "roots")).items()})
-        done = {(r["arm"], r["seed"], r["task"]) for r in _load(results_path)}
-        for seed in args.seeds:
-            for name in args.arms:
-                label = name + (f"@{args.label}" if args.label else "")
-                for task, root in tasks.items():
-                    if (label, seed, task) in done:
-                        continue
-                    out = os.path.join(args.output_root, "runs", label, task.replace(":", "_").replace(">", "_to_"),
-                                       f"seed{seed}")
-                    logger.info("ablation: %s, seed %d, %s", label, seed, task)
-                    result = run_arm(arms[name], args.config, args.opts, seed, root, out)
-                    record = {"arm": label, "seed": seed, "task": task, **result}
-                    with open(results_path, "a", encoding="utf-8") as f:
-                        f.write(json.dumps(record) + "\n")
-                    logger.info("ablation result: %s", json.dumps(record))
-    records = _load(results_path)
-    for pick in ("best", "last"):
-        print(summarize(records, reference=args.reference, pick=pick, arms=args.show))
-        print()
-    return 0
+    return arms
+
+
+def run_ablation(config: str, opts: Sequence[str], arm_names: Sequence[str], arms: Dict[str, Arm],
+                 seeds: Sequence[int], tasks: Sequence[str], data_root: str, output_root: str,
+                 label: str = "") -> str:
+    """Train every (seed, arm, task) not yet in ``output_root/results.jsonl``, appending one line each;
+    returns that file's path. A killed ablation resumes where it stopped."""
+    results_path = os.path.join(output_root, "results.jsonl")
+    unknown = [a for a in arm_names if a not in arms]
+    if unknown:
+        raise ValueError(f"unknown arm(s) {unknown}; known: {', '.join(arms)}")
+    if not os.path.isdir(data_root):
+        raise ValueError(f"--data-root '{data_root}' is not a folder; expected the Oxford-IIIT Pet layout "
+                         "(or set SEGKIT_PET_ROOT)")
+    os.makedirs(output_root, exist_ok=True)
+    roots = {}
+    if "sample" in tasks:
+        roots["sample"] = data_root
+    if "cross" in tasks:
+        roots.update({f"cross:{k}": v for k, v in breed_roots(data_root, os.path.join(output_root, "roots")).items()})
+    done = {(r["arm"], r["seed"], r["task"]) for r in load_results(results_path)}
+    for seed in seeds:
+        for name in arm_names:
+            tag = name + (f"@{label}" if label else "")
+            for task, root in roots.items():
+                if (tag, seed, task) in done:
+                    continue
+                out = os.path.join(output_root, "runs", tag, task.replace(":", "_").replace(">", "_to_"), f"seed{seed}")
+                logger.info("ablation: %s, seed %d, %s", tag, seed, task)
+                result = run_arm(arms[name], config, opts, seed, root, out)
+                record = {"arm": tag, "seed": seed, "task": task, **result}
+                with open(results_path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(record) + "\n")
+                logger.info("ablation result: %s", json.dumps(record))
+    return results_path

@@ -6,8 +6,9 @@ from torch import nn
 
 from ..registry import LOSSES, node_kwargs
 from . import bce, dice, focal, lovasz, tversky  # noqa: F401  (register the built-in terms)
+from .pixels import probabilities
 
-__all__ = ["WeightedLoss", "build_loss"]
+__all__ = ["WeightedLoss", "build_loss", "probabilities"]
 
 Logits = Union[torch.Tensor, Sequence[torch.Tensor]]
 

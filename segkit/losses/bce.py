@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import LOSSES
-from ._pixels import batch_mean, per_image_mean, valid_mask
+from .pixels import batch_mean, per_image_mean, valid_mask
 
 
 @LOSSES.register(name="bce")

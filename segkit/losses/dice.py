@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from ..registry import LOSSES
-from ._pixels import one_hot, probabilities
+from .pixels import one_hot, probabilities
 
 
 @LOSSES.register(name="dice")

@@ -5,7 +5,7 @@ from torch import nn
 from torchvision.ops import sigmoid_focal_loss
 
 from ..registry import LOSSES
-from ._pixels import batch_mean, per_image_mean, valid_mask
+from .pixels import batch_mean, per_image_mean, valid_mask
 
 
 @LOSSES.register(name="focal")

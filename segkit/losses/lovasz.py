@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import LOSSES
-from ._pixels import probabilities
+from .pixels import probabilities
 
 
 def lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:

@@ -13,24 +13,23 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
-from .data.oxford_pet import load_rgb
-from .data.transforms import build_transforms
-from .engine.precision import amp_dtype, autocast_context, main_output, resolve_device
-from .engine.tta import wrap_tta
-from .losses._pixels import probabilities
-from .metrics import predict_labels
+from ..data import build_transforms
+from ..engine import prepare_model
+from ..engine.precision import amp_dtype, autocast_context, main_output
+from ..utils.device import resolve_device
+from ..engine.tta import wrap_tta
+from ..losses import probabilities
+from ..metrics import predict_labels
+from ..utils.images import ImageLike, to_rgb
 
-__all__ = ["Predictor", "Prediction", "to_rgb"]
+__all__ = ["Predictor", "Prediction"]
 
-ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
-_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
 @dataclass
@@ -41,51 +40,14 @@ class Prediction:
     prob: np.ndarray   # (H, W) foreground probability (binary) or (C, H, W) class probabilities
 
 
-def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
-    """Any (H, W), (H, W, 1|2|3|4) array → uint8 RGB. 16-bit is scaled by 1/257, floats in
-    [0, 1] by 255; alpha is dropped (as PIL's RGB conversion does)."""
-    arr = np.asarray(arr)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.ndim == 3 and arr.shape[2] == 2:  # grey + alpha
-        arr = arr[..., 0]
-    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))):
-        raise ValueError(f"Predictor: image array has shape {arr.shape}; expected (H, W) or (H, W, 1-4)")
-    if arr.dtype != np.uint8:
-        a = arr.astype(np.float64)
-        if np.issubdtype(arr.dtype, np.floating) and a.size and a.max() <= 1.0:
-            a = a * 255.0
-        elif arr.dtype in (np.uint16, np.int32, np.int64, np.uint32) or (a.size and a.max() > 255):
-            a = a / 257.0
-        arr = np.clip(a, 0, 255).round().astype(np.uint8)
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    return np.ascontiguousarray(arr[..., :3])
-
-
-def to_rgb(image: ImageLike) -> np.ndarray:
-    """HWC uint8 RGB from a path (via ``load_rgb``, as the datasets read), a PIL image of any
-    mode (RGBA, L, P, CMYK, I;16 …) or a numpy array."""
-    if isinstance(image, (str, os.PathLike)):
-        return load_rgb(os.fspath(image))
-    if isinstance(image, Image.Image):
-        if image.mode in _WIDE_MODES:
-            return _array_to_rgb(np.asarray(image))
-        return np.array(image.convert("RGB"), dtype=np.uint8)
-    if isinstance(image, np.ndarray):
-        return _array_to_rgb(image)
-    raise TypeError(f"Predictor: cannot read an image from {type(image).__name__}; expected a path, "
-                    "a PIL image or a numpy array")
-
-
 _PRECISIONS = {"fp32": None, "float32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
                "fp16": torch.float16, "float16": torch.float16}
 
 
 def _load_cfg(config):
-    from .config import load_config
-    from .engine.allocator import configure_allocator
-    from .plugins import import_plugins
+    from ..config import load_config
+    from ..plugins import import_plugins
+    from ..utils.process import configure_allocator
 
     if config is None or isinstance(config, (str, os.PathLike)):
         cfg = load_config(os.fspath(config) if config is not None else None)
@@ -117,13 +79,11 @@ class Predictor:
         self.transform = build_transforms(cfg, train=False)
         self.channels_last = bool(cfg.MODEL.CHANNELS_LAST)
         if str(checkpoint).endswith(".onnx"):
-            from .export.onnx_backend import OnnxRuntimeModel  # optional dependency: onnxruntime
+            from ..export import OnnxRuntimeModel  # optional dependency: onnxruntime
 
             self.device, self.dtype, self.channels_last = torch.device("cpu"), None, False
             model = OnnxRuntimeModel(str(checkpoint))
         else:
-            from .engine.trainer import prepare_model
-
             self.device = resolve_device(cfg.DEVICE if device == "auto" else device)
             model = prepare_model(cfg, self.device, weights=str(checkpoint))
             if precision == "auto":  # as evaluation runs: SOLVER.AMP (bf16 where the hardware has it)

@@ -1,22 +1,24 @@
-"""The data pre-flight check: scan a dataset once and report every bad file, not just the first.
+"""What the data check finds and how it reports it: Problem, DataReport, and the scan of one split.
 
 A run that dies at epoch 7 on a truncated JPEG wastes hours, and a check that stops at the
-first bad file hides the next one. ``check_data(cfg)`` fully decodes every image and trimap
-of every split up front and returns a DataReport that lists them all. ``segkit check-data``
-prints that report, and the trainer runs the same scan first (DATA.CHECK); it then stops or
-skips the bad samples, depending on DATA.SKIP_BAD (see ``segkit.data.build.preflight``).
+first bad file hides the next one. ``check_dataset`` fully decodes every image and mask of a
+built split and returns a DataReport that lists them all; ``segkit.data.preflight`` runs it
+over every split of a config.
 
 A dataset takes part by offering ``find_problems() -> list[Problem]`` and, optionally,
 ``find_notes() -> list[str]``. Any other dataset is checked by loading every item.
 """
 from __future__ import annotations
 
+import inspect
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Sequence, Set
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
-__all__ = ["Problem", "DataReport", "DataError", "check_dataset", "check_data", "item_key"]
+import numpy as np
+
+__all__ = ["Problem", "DataReport", "DataError", "WORKERS", "check_dataset", "scan", "item_key", "probe_file"]
 
 # Decoding threads. PIL releases the GIL while it decodes, so threads overlap on I/O and
 # decoding without the start-up cost of worker processes.
@@ -156,8 +158,9 @@ def check_dataset(dataset, split: str, allow_empty: bool = False, workers: int =
     ``allow_empty``.
     """
     report = DataReport(root=str(getattr(dataset, "root", "")), counts={split: len(dataset)})
-    if callable(getattr(dataset, "find_problems", None)):
-        report.errors = list(dataset.find_problems())
+    find = getattr(dataset, "find_problems", None)
+    if callable(find):  # a user dataset's find_problems() need not take workers
+        report.errors = list(find(workers=workers) if "workers" in inspect.signature(find).parameters else find())
     else:
         report.errors = _load_every_item(dataset, split, workers)
     if callable(getattr(dataset, "find_notes", None)):
@@ -191,19 +194,16 @@ def _load_every_item(dataset, split: str, workers: int) -> List[Problem]:
     return scan(range(len(dataset)), load, workers)
 
 
-def check_data(cfg, splits: Sequence[str] = ("train", "val", "test"), workers: int = WORKERS) -> DataReport:
-    """Scan every split of the configured dataset and return one report; prints nothing.
-
-    Each split is built with ``strict=False``, so missing files become problems in the
-    report instead of stopping the scan. An empty val split is fine when DATA.VAL_FRACTION
-    is 0 (validation is off then).
-    """
-    from .build import build_dataset  # build imports this module for preflight
-
-    report = DataReport()
-    for split in splits:
-        dataset = build_dataset(cfg, split, strict=False)
-        allow_empty = split == "val" and float(cfg.DATA.VAL_FRACTION) == 0.0
-        report.merge(check_dataset(dataset, split, allow_empty=allow_empty, workers=workers))
-    report.root = report.root or str(cfg.DATA.ROOT)
-    return report
+def probe_file(path: str, read: Callable[[str], np.ndarray], name: str, role: str, expected: str,
+           listed: str) -> Tuple[Optional[np.ndarray], List[Problem]]:
+    """Decode one file; return its pixels, or None plus the Problem saying why not."""
+    if not os.path.exists(path):
+        return None, [Problem(path, "does not exist", f"{expected} there, since {listed}", name, role, "missing")]
+    if os.path.getsize(path) == 0:
+        return None, [Problem(path, "is empty (0 bytes)", expected, name, role, "empty")]
+    try:
+        return read(path), []
+    except Exception as e:  # noqa: BLE001  the check reports whatever training would trip over
+        cause = e.__cause__ or e
+        return None, [Problem(path, f"cannot be decoded ({cause})", f"{expected}, complete and readable",
+                              name, role, "unreadable")]

@@ -16,7 +16,7 @@ import os
 import platform
 import sys
 
-__all__ = ["configure_allocator", "keep_freed_memory"]
+__all__ = ["configure_allocator", "keep_freed_memory", "USER_SETTINGS"]
 
 logger = logging.getLogger("segkit")
 
@@ -24,7 +24,7 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers from 
 _MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's ceiling on 64-bit: blocks above it are always mmapped
 _TRIM_NEVER = 2**31 - 1  # mallopt takes an int
 # A user's own allocator choice wins: these mean someone already decided.
-_USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_",
+USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_",
                   "GLIBC_TUNABLES")
 _OTHER_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
 
@@ -32,7 +32,7 @@ _OTHER_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
 def _skip_reason():
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return "the C library is not glibc"
-    if any(k in os.environ for k in _USER_SETTINGS):
+    if any(k in os.environ for k in USER_SETTINGS):
         return "malloc tunables are set in the environment"
     if any(name in os.environ.get("LD_PRELOAD", "") for name in _OTHER_ALLOCATORS):
         return "another allocator is preloaded"

@@ -1,0 +1,89 @@
+"""Evaluate a checkpoint on a split; the last stdout line is the result as JSON.
+
+    segkit test configs/resnet34_unet_aug_cosine.yaml work_dirs/r34/best.pth DATA.ROOT /data/pets
+    segkit test CONFIG CHECKPOINT --resolution both --tta flip --out-dir work_dirs/r34/test
+
+Prints mean ± std over images (and the dataset-wide micro value) of the loss, Dice, IoU,
+precision, recall and accuracy.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import List
+
+from .options import add_config, add_json_out, add_overrides, add_plugin, load_setup, write_json_out
+
+HELP = "evaluate a checkpoint on the test (or val, train) split"
+
+
+def add_arguments(parser) -> None:
+    add_config(parser)
+    parser.add_argument("checkpoint", help="a .pth written by training (best.pth or last.pth)")
+    add_overrides(parser)
+    add_plugin(parser)
+    add_json_out(parser)
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+    parser.add_argument("--resolution", choices=["network", "original", "both"],
+                        help="score at the network's input size, at each image's original size (logits resized "
+                             "back bilinearly; the honest number), or both (original under orig_* keys). "
+                             "Default: TEST.RESOLUTION (network)")
+    parser.add_argument("--tta", choices=["none", "flip"], help="test-time augmentation: average with the "
+                        "horizontally flipped image (default: TEST.TTA.FLIP)")
+    parser.add_argument("--tta-scales", nargs="+", type=float, metavar="S", help="also average over these "
+                        "input scales, e.g. 0.75 1 1.25 (default: TEST.TTA.SCALES)")
+    parser.add_argument("--out-dir", metavar="DIR", help="write masks/, overlays/, per_image.csv (worst first) "
+                        "and best_worst.png here")
+
+
+def test_overrides(args) -> List[str]:
+    """The test options as config overrides, so TEST.* in a config and flags mean one thing."""
+    opts = []
+    if args.resolution:
+        opts += ["TEST.RESOLUTION", args.resolution]
+    if args.tta:
+        opts += ["TEST.TTA.FLIP", str(args.tta == "flip")]
+    if args.tta_scales:
+        opts += ["TEST.TTA.SCALES", str([float(s) for s in args.tta_scales])]
+    return opts
+
+
+def run(args) -> int:
+    from ..engine import evaluate_checkpoint
+
+    cfg = load_setup(args, training=False, extra_opts=test_overrides(args))
+    result = evaluate_checkpoint(cfg, args.checkpoint, args.split, out_dir=args.out_dir)
+    write_json_out(args.json_out, result)
+    print(format_summary(result))
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def format_summary(result: dict) -> str:
+    """The human-readable table printed above the JSON line."""
+    lines = [f"{result['split']} split: {result['n']} images, checkpoint {result['checkpoint']}"]
+    tta = result.get("tta")
+    if tta:
+        lines.append(f"  test-time augmentation: flip {tta['flip']}, scales {tta['scales']}")
+    resolution = result.get("resolution", "network")
+    sections = [("", "original" if resolution == "original" else "network")]
+    if resolution == "both":
+        sections.append(("orig_", "original"))
+    for prefix, where in sections:
+        size = "INPUT.SIZE" if where == "network" else "each image its own size"
+        lines.append(f"  at {where} resolution ({size}):")
+        lines.append(f"    {'':<9} mean ± std over images    dataset (micro)")
+        for key in ("loss", "dice", "iou", "precision", "recall", "accuracy"):
+            if f"{prefix}{key}_mean" not in result:
+                continue
+            micro = result.get(f"{prefix}{key}_micro")
+            micro_text = f"{micro:.4f}" if isinstance(micro, float) else ""
+            lines.append(f"    {key:<9} {result[f'{prefix}{key}_mean']:.4f} ± {result[f'{prefix}{key}_std']:.4f}"
+                         f"{'':<10}{micro_text}")
+        for key in ("dice", "iou"):
+            per_class = result.get(f"{prefix}{key}_per_class")
+            if per_class:
+                lines.append(f"    {key} per class (micro): " + ", ".join(f"{c}: {v:.4f}" for c, v in enumerate(per_class)))
+    if result.get("out_dir"):
+        lines.append(f"  predictions, per_image.csv and best_worst.png in {os.path.dirname(result['out_dir']['csv'])}")
+    return "\n".join(lines)

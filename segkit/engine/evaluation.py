@@ -1,0 +1,39 @@
+"""Scoring a saved checkpoint on a split: what ``segkit test`` runs."""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+from ..data import build_dataloader, denormalize
+from ..losses import build_loss
+from ..visualize import PredictionWriter
+from .build import build_evaluator, prepare_model
+from .evaluator import summary_keys
+from ..utils.device import resolve_device
+
+__all__ = ["evaluate_checkpoint"]
+
+
+def evaluate_checkpoint(cfg, checkpoint: str, split: str = "test", out_dir: Optional[str] = None) -> Dict:
+    """Loss and every metric over ``split`` for the weights in ``checkpoint``, at the resolution
+    and with the test-time augmentation TEST.RESOLUTION / TEST.TTA ask for.
+
+    ``out_dir`` also receives each image's mask and overlay, ``per_image.csv`` (worst first)
+    and ``best_worst.png`` (see segkit.visualize); drawn at the original size when that is scored.
+    """
+    device = resolve_device(cfg.DEVICE)
+    model = prepare_model(cfg, device, weights=checkpoint)
+    evaluator = build_evaluator(cfg, build_loss(cfg))
+    writer = PredictionWriter(out_dir, cfg.MODEL.NUM_CLASSES) if out_dir else None
+
+    def draw(record, image, pred, prob, net_image=None):
+        if image is None:  # network size: draw on the de-normalised input
+            rgb = denormalize(net_image.float().cpu(), cfg.INPUT.MEAN, cfg.INPUT.STD)
+            image = (rgb.permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+        writer.write(record["name"], image, pred)
+
+    result = evaluator.run(model, build_dataloader(cfg, split), device, on_image=draw if writer else None)
+    if writer is not None:
+        sort_key = "orig_dice" if evaluator.resolution == "both" else "dice"
+        columns = ["name", "height", "width"] + [k for p in evaluator.prefixes for k in summary_keys(p)]
+        result["out_dir"] = writer.finish(evaluator.records, sort_key=sort_key, columns=columns)
+    return {**result, "split": split, "checkpoint": checkpoint}
