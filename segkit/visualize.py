@@ -8,6 +8,7 @@ greyscale PNGs (readable by any viewer, and by the ``folder`` dataset with MASK_
 from __future__ import annotations
 
 import csv
+import io
 import os
 from typing import Dict, List, Optional, Sequence
 
@@ -15,7 +16,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-__all__ = ["PALETTE", "mask_image", "overlay", "best_worst_grid", "PredictionWriter", "safe_stem"]
+from .utils.files import atomic_write, atomic_write_text
+
+__all__ = ["PALETTE", "mask_image", "overlay", "best_worst_grid", "PredictionWriter", "safe_stem", "output_names",
+           "refuse_dataset_overlap", "check_prediction_dir", "foreign_files", "read_manifest", "MANIFEST"]
 
 # Class colours (RGB): class 0 (background) is never painted; 1.. follow a high-contrast list.
 PALETTE = np.array([[0, 0, 0], [255, 64, 64], [64, 160, 255], [255, 210, 0], [64, 220, 120],
@@ -103,8 +107,7 @@ def best_worst_grid(best: Sequence[tuple], worst: Sequence[tuple], path: str, th
             lines = [line[:max_chars] for line in str(caption).split("\n")[:2]]
             fig.text(x / width, 1 - (y + thumb + 2) / height, "\n".join(lines), fontsize=font, va="top",
                      ha="left", linespacing=1.1)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=dpi, facecolor="white")
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, facecolor="white"))
 
 
 def safe_stem(name: str) -> str:
@@ -112,42 +115,192 @@ def safe_stem(name: str) -> str:
     return str(name).replace(os.sep, "__").replace("/", "__")
 
 
+def output_names(paths: Sequence[str]) -> List[str]:
+    """One distinct output name per input file, decided from the whole list (so always the same
+    for the same inputs): the stem (``photos/a.jpg`` → ``a``) unless another input shares it;
+    inputs that share a stem keep their extension (``a.jpg``, ``a.png``), and inputs that still
+    share a name (the same file name in two folders) are prefixed with as many parent folders as
+    tell them apart (``day1__a.jpg``, ``day2__a.jpg``). Case is ignored when comparing names, as
+    macOS and Windows file systems do; names that differ only in case get ``~2``, ``~3``… in
+    input order."""
+    parts = [[p for p in os.path.abspath(path).split(os.sep) if p] or [path] for path in paths]
+    levels = [0] * len(parts)
+
+    def name(i: int, level: int) -> str:
+        level = min(level, len(parts[i]))
+        if level == 0:
+            return os.path.splitext(parts[i][-1])[0] or parts[i][-1]
+        return safe_stem("__".join(parts[i][-level:]))
+
+    stuck: set = set()
+    while True:
+        groups: Dict[str, List[int]] = {}
+        for i in range(len(parts)):
+            groups.setdefault(name(i, levels[i]).casefold(), []).append(i)
+        clashes = [g for g in groups.values() if len(g) > 1 and not stuck.issuperset(g)]
+        if not clashes:
+            break
+        for group in clashes:
+            # the first longer name that tells at least two of them apart
+            for level in range(max(levels[i] for i in group) + 1, max(len(parts[i]) for i in group) + 1):
+                if len({name(i, level).casefold() for i in group}) > 1:
+                    for i in group:
+                        levels[i] = level
+                    break
+            else:
+                stuck.update(group)
+    names = [name(i, levels[i]) for i in range(len(parts))]
+    seen: Dict[str, int] = {}
+    for i, n in enumerate(names):
+        key = n.casefold()
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 1:
+            names[i] = f"{n}~{seen[key]}"
+    return names
+
+
+def refuse_dataset_overlap(path: str, data_root: Optional[str], what: str = "output folder",
+                           may_hold: bool = False) -> None:
+    """ValueError when ``path`` is ``data_root``, lies inside it or (unless ``may_hold``: for a file)
+    holds it; symbolic links are resolved first. No output of segkit goes into a dataset."""
+    if not path or not data_root:
+        return
+    out, root = (os.path.realpath(os.path.expanduser(str(p))) for p in (path, data_root))
+    if out == root:
+        why = "is the dataset folder DATA.ROOT"
+    elif os.path.commonpath([out, root]) == root:
+        why = f"lies inside the dataset folder DATA.ROOT '{data_root}'"
+    elif not may_hold and os.path.commonpath([out, root]) == out:
+        why = f"holds the dataset folder DATA.ROOT '{data_root}'"
+    else:
+        return
+    raise ValueError(f"{what} '{path}' {why}; segkit never writes into a dataset (it would mix with or "
+                     f"overwrite its images and masks). Choose a folder outside it, e.g. under work_dirs/")
+
+
+PNG_SUBDIRS = ("masks", "overlays")
+REPORT_FILES = ("per_image.csv", "best_worst.png")
+MANIFEST = ".segkit-outputs"  # one path per line, relative to the folder: the files segkit wrote there
+
+
+def read_manifest(out_dir: str) -> set:
+    """The files (relative paths) segkit wrote in ``out_dir``; a torn last line is ignored."""
+    try:
+        with open(os.path.join(out_dir, MANIFEST), encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return set()
+    lines = text.split("\n")
+    return {line for line in lines[:-1] if line}  # the part after the last newline is torn or empty
+
+
+def foreign_files(out_dir: str) -> List[str]:
+    """Files in ``out_dir`` a PredictionWriter would replace but segkit did not write there."""
+    owned = read_manifest(out_dir)
+    found = []
+    for sub in PNG_SUBDIRS:
+        folder = os.path.join(out_dir, sub)
+        if os.path.isdir(folder):
+            found += [f"{sub}/{f}" for f in sorted(os.listdir(folder))
+                      if f.lower().endswith(".png") and not f.startswith(".")]
+    found += [f for f in REPORT_FILES if os.path.lexists(os.path.join(out_dir, f))]
+    return [f for f in found if f not in owned]
+
+
+def check_prediction_dir(out_dir: str, data_root: Optional[str] = None) -> None:
+    """What a PredictionWriter checks before anything is written: ``out_dir`` is (or can become) a
+    folder outside the dataset, and nothing it would replace was written by someone else."""
+    refuse_dataset_overlap(out_dir, data_root)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise NotADirectoryError(f"output folder '{out_dir}' is a file, not a folder")
+    for sub in PNG_SUBDIRS:
+        if os.path.exists(os.path.join(out_dir, sub)) and not os.path.isdir(os.path.join(out_dir, sub)):
+            raise NotADirectoryError(f"output folder '{out_dir}': '{os.path.join(out_dir, sub)}' is a file, "
+                                     f"where predictions go into a folder")
+    foreign = foreign_files(out_dir) if os.path.isdir(out_dir) else []
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f", … ({len(foreign)} in all)" if len(foreign) > 3 else "")
+        raise ValueError(f"output folder '{out_dir}' already holds files segkit did not write there ({shown}); "
+                         f"predictions never replace them. Choose a new or empty folder, or one an earlier "
+                         f"segkit test/infer wrote (its {MANIFEST} lists what it wrote)")
+
+
+def _save_image(path: str, image: Image.Image) -> None:
+    atomic_write(path, lambda f: image.save(f, format="PNG"))
+
+
 class PredictionWriter:
     """Writes ``masks/<name>.png`` and ``overlays/<name>.png`` under ``out_dir``; with
-    records, ``finish`` adds ``per_image.csv`` (worst first) and ``best_worst.png``."""
+    records, ``finish`` adds ``per_image.csv`` (worst first) and ``best_worst.png``.
 
-    def __init__(self, out_dir: str, num_classes: int = 1):
+    Nothing a user wrote is replaced: ``out_dir`` may not be or lie in (or hold) ``data_root``,
+    and every file written is first listed in ``out_dir/.segkit-outputs``; a mask, overlay or
+    report file already there that is not listed is refused (before anything is written, and
+    again at the moment of writing). Files listed there (an earlier run's predictions) are
+    replaced. Every file is written atomically (see ``segkit.utils.files.atomic_write``), so an
+    interrupted run leaves whole files only. Two images given the same name in one run get
+    ``~2``, ``~3``… suffixes instead of overwriting each other.
+    """
+
+    def __init__(self, out_dir: str, num_classes: int = 1, data_root: Optional[str] = None):
+        check_prediction_dir(out_dir, data_root)
         self.out_dir, self.num_classes = out_dir, int(num_classes)
-        for sub in ("masks", "overlays"):
-            os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
+        self.owned = read_manifest(out_dir)
+        self.files: Dict[str, Dict[str, str]] = {}  # name → its mask and overlay paths, this run
+        self._taken: set = set()  # casefolded stems written this run
+
+    def _claim(self, rel: str) -> str:
+        """``out_dir/rel``, listed in the manifest before it is written (a kill in between leaves
+        a listed file that does not exist, never an unlisted one segkit wrote)."""
+        path = os.path.join(self.out_dir, *rel.split("/"))
+        if rel in self.owned:
+            return path
+        if os.path.lexists(path):
+            raise ValueError(f"'{path}' was not written by segkit (it is not listed in "
+                             f"{os.path.join(self.out_dir, MANIFEST)}); it is not replaced")
+        os.makedirs(self.out_dir, exist_ok=True)
+        with open(os.path.join(self.out_dir, MANIFEST), "a", encoding="utf-8") as f:
+            f.write(rel + "\n")
+        self.owned.add(rel)
+        return path
 
     def write(self, name: str, image: np.ndarray, pred: np.ndarray) -> Dict[str, str]:
-        stem = safe_stem(name)
-        paths = {"mask": os.path.join(self.out_dir, "masks", f"{stem}.png"),
-                 "overlay": os.path.join(self.out_dir, "overlays", f"{stem}.png")}
-        mask_image(pred, self.num_classes).save(paths["mask"])
-        Image.fromarray(overlay(image, pred)).save(paths["overlay"])
-        return paths
+        stem = base = safe_stem(name)
+        n = 1
+        while stem.casefold() in self._taken:
+            n += 1
+            stem = f"{base}~{n}"
+        mask_path, overlay_path = self._claim(f"masks/{stem}.png"), self._claim(f"overlays/{stem}.png")
+        _save_image(mask_path, mask_image(pred, self.num_classes))
+        _save_image(overlay_path, Image.fromarray(overlay(image, pred)))
+        self._taken.add(stem.casefold())
+        self.files[str(name)] = paths = {"mask": mask_path, "overlay": overlay_path}
+        return dict(paths)
 
     def finish(self, records: List[dict], sort_key: str = "dice", columns: Optional[Sequence[str]] = None,
                per_side: int = 6) -> Dict[str, str]:
         """Per-image CSV sorted by ``sort_key`` ascending (worst first) and the best/worst grid."""
         rows = sorted(records, key=lambda r: (r[sort_key], str(r["name"])))
         columns = list(columns or [k for k, v in rows[0].items() if not isinstance(v, list)]) if rows else ["name"]
-        csv_path = os.path.join(self.out_dir, "per_image.csv")
-        with open(csv_path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-            writer.writeheader()
-            for r in rows:
-                writer.writerow({k: (f"{r[k]:.6f}" if isinstance(r.get(k), float) else r.get(k)) for k in columns})
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (f"{r[k]:.6f}" if isinstance(r.get(k), float) else r.get(k)) for k in columns})
+        csv_path = self._claim("per_image.csv")
+        atomic_write_text(csv_path, text.getvalue())
         out = {"csv": csv_path}
         if rows:
             n = min(per_side, (len(rows) + 1) // 2) if len(rows) > 1 else 1
 
-            def tiles(items):
-                return [(os.path.join(self.out_dir, "overlays", f"{safe_stem(r['name'])}.png"),
-                         f"{r['name']}\n{sort_key} {r[sort_key]:.3f}") for r in items]
+            def tile(r) -> str:
+                known = self.files.get(str(r["name"]))
+                return known["overlay"] if known else os.path.join(self.out_dir, "overlays",
+                                                                   f"{safe_stem(r['name'])}.png")
 
-            out["grid"] = os.path.join(self.out_dir, "best_worst.png")
+            def tiles(items):
+                return [(tile(r), f"{r['name']}\n{sort_key} {r[sort_key]:.3f}") for r in items]
+
+            out["grid"] = self._claim("best_worst.png")
             best_worst_grid(tiles(rows[::-1][:n]), tiles(rows[:n]), out["grid"])
         return out

@@ -27,6 +27,25 @@ def synthetic_root(tmp_path_factory) -> str:
     return str(root)
 
 
+def untrained_checkpoint(folder, overrides, config_path=None):
+    """An untrained model of ``load_config(config_path, overrides)`` saved as ``folder/model.pth`` (seed 0)
+    and its merged config as ``folder/tiny.yaml``: (config file, checkpoint, cfg). Shapes, file
+    handling and error paths need no training."""
+    import torch
+
+    from segkit.config import load_config
+    from segkit.engine.checkpoint import atomic_save, make_checkpoint
+    from segkit.models import build_model
+
+    cfg = load_config(config_path, overrides)
+    torch.manual_seed(0)
+    ckpt = Path(folder) / "model.pth"
+    atomic_save(make_checkpoint(build_model(cfg), cfg), str(ckpt))
+    config = Path(folder) / "tiny.yaml"
+    config.write_text(cfg.dump())
+    return config, ckpt, cfg
+
+
 def tiny_overrides(root: str, output_dir: str, dataset: str = "oxford_pet", epochs: int = 2) -> list:
     """KEY VALUE overrides for a tiny UNet at 32 px with no workers: seconds per epoch."""
     return ["DATA.ROOT", root, "DATA.DATASET.NAME", dataset, "DATA.NUM_WORKERS", "0",

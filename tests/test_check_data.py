@@ -324,24 +324,24 @@ def test_truncated_images_are_never_silently_accepted():
 def _record_scan(monkeypatch):
     """Count every decode by path, and record the size of every thread pool the scan opens."""
     decoded, lock, pools = collections.Counter(), threading.Lock(), []
-    real_load_rgb, real_read_trimap = oxford_pet.load_rgb, OxfordPet.read_trimap
+    real_decode_image, real_read_trimap = oxford_pet.decode_image, OxfordPet.read_trimap
 
-    def load_rgb(path):
+    def decode_image(path, draft_size=None):
         with lock:
             decoded[path] += 1
-        return real_load_rgb(path)
+        return real_decode_image(path, draft_size)
 
-    def read_trimap(self, name):
+    def read_trimap(self, name, image_orientation=None):
         with lock:
             decoded[self.trimap_path(name)] += 1
-        return real_read_trimap(self, name)
+        return real_read_trimap(self, name, image_orientation)
 
     class Pool(problems.ThreadPoolExecutor):
         def __init__(self, max_workers=None, *args, **kwargs):
             pools.append(max_workers)
             super().__init__(max_workers, *args, **kwargs)
 
-    monkeypatch.setattr(oxford_pet, "load_rgb", load_rgb)
+    monkeypatch.setattr(oxford_pet, "decode_image", decode_image)
     monkeypatch.setattr(OxfordPet, "read_trimap", read_trimap)
     monkeypatch.setattr(problems, "ThreadPoolExecutor", Pool)
     return decoded, pools
@@ -373,14 +373,14 @@ def test_scan_has_WORKERS_decodes_in_flight_at_once(root, monkeypatch):
     """The first WORKERS image decodes wait at a barrier that opens only when that many are
     running together; a scan that decodes one file at a time breaks it (BrokenBarrierError,
     reported as an unreadable image)."""
-    barrier, calls, real = threading.Barrier(WORKERS, timeout=10), itertools.count(), oxford_pet.load_rgb
+    barrier, calls, real = threading.Barrier(WORKERS, timeout=10), itertools.count(), oxford_pet.decode_image
 
-    def load_rgb(path):
+    def decode_image(path, draft_size=None):
         if next(calls) < WORKERS:
             barrier.wait()
-        return real(path)
+        return real(path, draft_size)
 
-    monkeypatch.setattr(oxford_pet, "load_rgb", load_rgb)
+    monkeypatch.setattr(oxford_pet, "decode_image", decode_image)
     train = OxfordPet(str(root), "train", val_fraction=0.0).names
     assert len(train) == 8 >= WORKERS
     report = check_data(_cfg(root, VAL_FRACTION=0.0), splits=("train",))

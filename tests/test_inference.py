@@ -5,29 +5,18 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from segkit.config import load_config
-from segkit.engine import atomic_save
-from segkit.engine.checkpoint import make_checkpoint
 from segkit.inference import Predictor, to_rgb
-from segkit.models import build_model
 
-from .conftest import REPO, tiny_overrides
+from .conftest import REPO, tiny_overrides, untrained_checkpoint
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """An untrained tiny UNet checkpoint and its config file (shapes and modes need no training)."""
     folder = tmp_path_factory.mktemp("infer_model")
-    over = tiny_overrides("", str(folder / "run"))
-    cfg = load_config(None, over)
-    torch.manual_seed(0)
-    ckpt = folder / "model.pth"
-    atomic_save(make_checkpoint(build_model(cfg), cfg), str(ckpt))
-    config = folder / "tiny.yaml"
-    config.write_text(cfg.dump())
+    config, ckpt, cfg = untrained_checkpoint(folder, tiny_overrides("", str(folder / "run")))
     return str(config), str(ckpt), cfg
 
 

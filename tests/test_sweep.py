@@ -285,27 +285,27 @@ def test_python_m_segkit_sweep_dry_run(tmp_path):
 # --------------------------------------------------------------------------- a real sweep (slow)
 @pytest.mark.slow
 def test_a_real_sweep_trains_tests_records_and_resumes(synthetic_root, tmp_path, monkeypatch, capsys):
-    """Tiny one-epoch runs through real child processes: one good, one the optimizer refuses
-    (-1 passes the config's type check, so it fails at run time), two at a time."""
+    """Tiny one-epoch runs through real child processes: one good, one whose backbone does not
+    exist (a valid config value, so it fails at run time, when the model is built), two at a time."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # two children sharing the cores
-    argv = ["sweep", BASE, "--grid", "SOLVER.BASE_LR=-1.0,1e-3", "--name", "tiny", "--output-root", str(tmp_path),
-            "--jobs", "2", *tiny_overrides(synthetic_root, str(tmp_path / "ignored"), epochs=1)]
+    argv = ["sweep", BASE, "--grid", "MODEL.BACKBONE.NAME=nosuchnet,unet", "--name", "tiny", "--output-root",
+            str(tmp_path), "--jobs", "2", *tiny_overrides(synthetic_root, str(tmp_path / "ignored"), epochs=1)]
     assert main(argv) == 1
     out = capsys.readouterr().out
     folder = tmp_path / "tiny"
     failed, done = manifest(folder)["runs"]
     assert (failed["name"], failed["status"], failed["failed_stage"], failed["exit_code"]) == \
-        ("base_lr=-1.0", "failed", "train", 2)
-    assert "Invalid learning rate: -1.0" in failed["error"]
-    assert not (folder / "base_lr=-1.0" / "test.json").exists()
-    run = folder / "base_lr=0.001"
+        ("name=nosuchnet", "failed", "train", 2)
+    assert "No backbones named 'nosuchnet'" in failed["error"]
+    assert not (folder / "name=nosuchnet" / "test.json").exists()
+    run = folder / "name=unet"
     assert done["status"] == "done" and (run / "best.pth").is_file()
     cfg = load_config(str(run / "config.yaml"))
-    assert cfg.OUTPUT_DIR == str(run) and cfg.SOLVER.EPOCHS == 1 and cfg.SOLVER.BASE_LR == 1e-3
+    assert cfg.OUTPUT_DIR == str(run) and cfg.SOLVER.EPOCHS == 1 and cfg.MODEL.BACKBONE.NAME == "unet"
     # test.json holds the JSON line `segkit test` printed last
     logged = [line for line in (run / "sweep.log").read_text().splitlines() if line.startswith("{")]
     assert json.loads(logged[-1]) == json.loads((run / "test.json").read_text())
-    assert "SOLVER.BASE_LR is replaced by the sweep's own value" in out and "1 done, 1 failed" in out
+    assert "MODEL.BACKBONE.NAME is replaced by the sweep's own value" in out and "1 done, 1 failed" in out
     assert "FAILED in train (exit 2)" in out
 
     before = (run / "test.json").stat().st_mtime_ns
@@ -315,6 +315,6 @@ def test_a_real_sweep_trains_tests_records_and_resumes(synthetic_root, tmp_path,
 
     summarize([str(folder)], out=str(tmp_path / "summary"))
     text = (tmp_path / "summary" / "summary.md").read_text()
-    assert "**base_lr=-1.0**: failed: `segkit: error: Invalid learning rate" in text
-    assert "| 0.001 | " in text and "| -1 | " not in text  # only the finished run has a table row
+    assert "**name=nosuchnet**: failed: `segkit: error: No backbones named 'nosuchnet'" in text
+    assert "| unet | " in text and "| nosuchnet | " not in text  # only the finished run has a table row
     assert (tmp_path / "summary" / "curves_all.png").is_file()

@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
+import re
 import sys
 from typing import Dict, List, Optional, Tuple
 
 from .. import __version__
-from .errors import report_errors
+from .errors import report_errors, stdout_closed
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -38,6 +39,9 @@ COMMANDS = {
     "benchmark": "benchmark",
     "ablate": "ablate",
 }
+
+
+_NEGATIVE_NUMBER = re.compile(r"^-(\.?\d|inf$|nan$)")
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -66,13 +70,27 @@ def _build() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.ArgumentParser
         sub = commands.add_parser(name, help=module.HELP, description=_description(module),
                                   formatter_class=_Formatter)
         module.add_arguments(sub)
+        # A value such as `SOLVER.WEIGHT_DECAY -1e-4` or `-inf` is a value, not an unknown option: argparse
+        # before Python 3.13 reads only plain negative numbers (-1, -0.5) as values. No option here
+        # starts with a digit, so this is safe (it is 3.13's own rule, plus -inf/-nan).
+        sub._negative_number_matcher = _NEGATIVE_NUMBER
         sub.set_defaults(run=module.run)
         subparsers[name] = sub
     return parser, subparsers
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run one command; returns its exit status (2 for a usage or user error, 130 when interrupted)."""
+    """Run one command; returns its exit status (2 for a usage or user error, 130 when interrupted,
+    1 quietly when the reader of stdout has gone, as in ``segkit list | head -1``)."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # here, not at exit, so a reader that has gone is noticed below
+        return status
+    except BrokenPipeError as e:
+        return stdout_closed(e)
+
+
+def _main(argv: Optional[List[str]]) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, subparsers = _build()
     if not argv:

@@ -20,9 +20,8 @@ output ends with one JSON line holding every number (--json-out PATH writes it t
 """
 from __future__ import annotations
 
-import json
-
-from .options import add_config, add_json_out, add_overrides, add_plugin, load_setup, write_json_out
+from .jsonout import to_json
+from .options import add_config, add_json_out, add_overrides, add_plugin, check_output_file, load_setup, write_json_out
 
 HELP = "time training and inference, against a plain PyTorch loop"
 
@@ -66,8 +65,9 @@ def run(args) -> int:
         loader_batches=args.loader_batches, peer=args.peer, compile=args.compile, onnx=args.onnx,
         to_dice=args.to_dice, max_epochs=args.max_epochs)
     cfg = load_setup(args, training=False)
+    check_output_file("--json-out", args.json_out, cfg.DATA.ROOT, inputs=[args.config])
     result = {"config": args.config, "overrides": list(args.opts)}
     result.update(run_benchmark(cfg, options, label=args.config))
     write_json_out(args.json_out, result)
-    print(json.dumps(result), flush=True)
+    print(to_json(result), flush=True)
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .options import add_config, add_json_out, add_overrides, add_plugin, load_setup, write_json_out
+from .options import add_config, add_json_out, add_overrides, add_plugin, check_output_file, load_setup, write_json_out
 
 HELP = "report every bad file of a config's dataset"
 
@@ -24,7 +24,9 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..data import check_data
 
-    report = check_data(load_setup(args, training=False))
+    cfg = load_setup(args, training=False)
+    check_output_file("--json-out", args.json_out, cfg.DATA.ROOT, inputs=[args.config])
+    report = check_data(cfg)
     print(report.format())
     write_json_out(args.json_out, {"ok": report.ok, "counts": report.counts, "notes": report.notes,
                                    "errors": [dataclasses.asdict(p) for p in report.errors]})

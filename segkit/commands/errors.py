@@ -10,12 +10,14 @@ import os
 import sys
 from typing import Callable
 
-__all__ = ["USER_ERRORS", "report_errors"]
+from ..plugins import PluginError
+
+__all__ = ["USER_ERRORS", "report_errors", "stdout_closed"]
 
 # ConfigError, SweepError and the data checks' errors are ValueErrors; CheckpointError is
 # added at run time (importing the engine here would pull torch into `segkit --help`).
-USER_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, KeyError, ValueError,
-               TypeError, ModuleNotFoundError)
+USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError, KeyError,
+               ValueError, TypeError, ModuleNotFoundError, PluginError)
 
 
 def _expected() -> tuple:
@@ -37,3 +39,36 @@ def report_errors(run: Callable, args) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"segkit: error: {msg}", file=sys.stderr)
         return 2
+
+
+def _stdout_is_closed() -> bool:
+    """Whether stdout's reader has gone (flushing fails again, or the pipe reports an error)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError, AttributeError):
+        return False
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll() here, or stdout is not a real file
+        return False
+
+
+def stdout_closed(error: BrokenPipeError) -> int:
+    """``segkit list | head -1``: the reader closed the pipe early, which is not an error of ours.
+    As CPython's documentation recommends (signal module, "Note on SIGPIPE"), point stdout at
+    devnull so the interpreter's final flush stays quiet, and exit with status 1 without a
+    word. A broken pipe that is not stdout's is raised again."""
+    if not _stdout_is_closed():
+        raise error
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a file descriptor (captured in tests)
+        pass
+    return 1

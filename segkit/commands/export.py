@@ -9,9 +9,8 @@ and size that is not a multiple of the encoder's stride. The last stdout line is
 """
 from __future__ import annotations
 
-import json
-
-from .options import add_config, add_json_out, add_overrides, add_plugin, load_setup, write_json_out
+from .jsonout import to_json
+from .options import add_config, add_json_out, add_overrides, add_plugin, check_output_file, load_setup, write_json_out
 
 HELP = "export a checkpoint to ONNX or TorchScript and check it against PyTorch"
 # segkit.export.FORMATS and EXPORTERS, spelt out so that building the parser (every command's
@@ -22,7 +21,8 @@ EXPORTERS = ("torchscript", "dynamo")
 
 def add_arguments(parser) -> None:
     add_config(parser)
-    parser.add_argument("checkpoint", help="a .pth written by training")
+    parser.add_argument("checkpoint", help="a .pth written by training; its model settings (MODEL.*, "
+                        "INPUT.SIZE/MEAN/STD/TEST_TRANSFORMS) must match the config's")
     add_overrides(parser)
     add_plugin(parser)
     add_json_out(parser)
@@ -30,7 +30,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dynamic", action="store_true",
                         help="accept any batch size and image size (checked at a second size as well)")
     parser.add_argument("--output", metavar="PATH", help="where to write (default: the checkpoint's path with "
-                        ".onnx or .torchscript)")
+                        ".onnx or .torchscript). Checked before the export: PATH may not be a folder, lie under "
+                        "a file or inside DATA.ROOT, or be the checkpoint or config itself")
     parser.add_argument("--size", type=int, default=None, help="example image size (default INPUT.SIZE)")
     parser.add_argument("--exporter", default="torchscript", choices=EXPORTERS,
                         help="ONNX only: torch's TorchScript-based exporter (default, fast) or the dynamo one")
@@ -41,7 +42,14 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..export import export_and_check
 
+    from ..engine.compat import check_checkpoint_config
+    from ..export.exporters import default_output
+
     cfg = load_setup(args, training=False)
+    inputs = [args.config, args.checkpoint]
+    check_output_file("--output", args.output or default_output(args.checkpoint, args.format), cfg.DATA.ROOT, inputs)
+    check_output_file("--json-out", args.json_out, cfg.DATA.ROOT, inputs)
+    check_checkpoint_config(cfg, args.checkpoint)
     result = export_and_check(cfg, args.checkpoint, args.format, output=args.output, size=args.size,
                               dynamic=args.dynamic, exporter=args.exporter, opset=args.opset,
                               tolerance=args.tolerance)
@@ -50,5 +58,5 @@ def run(args) -> int:
     verdict = "matches" if result["ok"] else f"DIFFERS from (tolerance {args.tolerance:g})"
     print(f"wrote {result['output']}: {args.format} {verdict} PyTorch, max |logit diff| {result['max_abs_diff']:.3g}")
     write_json_out(args.json_out, result)
-    print(json.dumps(result), flush=True)
+    print(to_json(result), flush=True)
     return 0 if result["ok"] else 1

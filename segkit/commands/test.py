@@ -8,18 +8,25 @@ precision, recall and accuracy.
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import List
 
-from .options import add_config, add_json_out, add_overrides, add_plugin, load_setup, write_json_out
+from .jsonout import to_json
+from .options import (add_config, add_json_out, add_overrides, add_plugin, check_output_file, check_prediction_dir,
+                      load_setup, write_json_out)
 
 HELP = "evaluate a checkpoint on the test (or val, train) split"
+OUT_DIR_HELP = ("write masks/<name>.png, overlays/<name>.png, per_image.csv (worst first) and best_worst.png "
+                "here. DIR may not be, lie inside or hold DATA.ROOT; segkit lists what it writes in "
+                "DIR/.segkit-outputs and replaces only those files (a rerun into the same DIR updates them), so "
+                "a DIR holding other masks, overlays or reports is refused before the evaluation starts")
 
 
 def add_arguments(parser) -> None:
     add_config(parser)
-    parser.add_argument("checkpoint", help="a .pth written by training (best.pth or last.pth)")
+    parser.add_argument("checkpoint", help="a .pth written by training (best.pth or last.pth). The model settings "
+                        "it was trained with (MODEL.*, INPUT.SIZE/MEAN/STD/TEST_TRANSFORMS) must match the config's; "
+                        "a difference is refused, naming each key (use the run's own config.yaml, or override)")
     add_overrides(parser)
     add_plugin(parser)
     add_json_out(parser)
@@ -32,8 +39,7 @@ def add_arguments(parser) -> None:
                         "horizontally flipped image (default: TEST.TTA.FLIP)")
     parser.add_argument("--tta-scales", nargs="+", type=float, metavar="S", help="also average over these "
                         "input scales, e.g. 0.75 1 1.25 (default: TEST.TTA.SCALES)")
-    parser.add_argument("--out-dir", metavar="DIR", help="write masks/, overlays/, per_image.csv (worst first) "
-                        "and best_worst.png here")
+    parser.add_argument("--out-dir", metavar="DIR", help=OUT_DIR_HELP)
 
 
 def test_overrides(args) -> List[str]:
@@ -52,10 +58,12 @@ def run(args) -> int:
     from ..engine import evaluate_checkpoint
 
     cfg = load_setup(args, training=False, extra_opts=test_overrides(args))
+    check_output_file("--json-out", args.json_out, cfg.DATA.ROOT, inputs=[args.config, args.checkpoint])
+    check_prediction_dir("--out-dir", args.out_dir, cfg.DATA.ROOT)
     result = evaluate_checkpoint(cfg, args.checkpoint, args.split, out_dir=args.out_dir)
     write_json_out(args.json_out, result)
     print(format_summary(result))
-    print(json.dumps(result), flush=True)
+    print(to_json(result), flush=True)  # NaN metrics as null: the line stays strict JSON
     return 0
 
 

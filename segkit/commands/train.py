@@ -6,6 +6,13 @@
 
 --resume continues a run with its optimizer, schedule, epoch and random state;
 MODEL.WEIGHTS PATH loads weights only (fine-tuning).
+
+An OUTPUT_DIR that already holds a run (its config.yaml, metrics.jsonl or checkpoints) is
+protected: a new run there stops with an error before writing anything. Continue the run
+with --resume, give a new run a folder of its own (OUTPUT_DIR work_dirs/other), or replace
+the old run with --overwrite. A run writes nothing into OUTPUT_DIR until its checks (model,
+data check, checkpoint to resume) pass, and holds a lock on the folder while it trains, so a
+second run started into the same folder stops with an error naming the first one's pid.
 """
 from __future__ import annotations
 
@@ -25,6 +32,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--resume", nargs="?", const="", metavar="PATH",
                         help="continue the run saved in PATH (default: OUTPUT_DIR/last.pth) with its optimizer, "
                              "schedule, epoch and random state; MODEL.WEIGHTS PATH loads weights only")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start a new run in OUTPUT_DIR even though it holds one: once the new run's checks "
+                             "pass, the old run's checkpoints, config.yaml, metrics.jsonl, log.txt and TensorBoard "
+                             "events are deleted. Without it, a new run into a folder holding a run stops with an "
+                             "error (use --resume to continue that run, or another OUTPUT_DIR)")
 
 
 def resume_and_overrides(resume, opts):
@@ -38,12 +50,16 @@ def resume_and_overrides(resume, opts):
 
 def run(args) -> int:
     from ..engine import Trainer
+    from ..visualize import refuse_dataset_overlap
 
     resume, args.opts = resume_and_overrides(args.resume, args.opts)
+    if resume is not None and getattr(args, "overwrite", False):
+        raise ValueError("--resume continues the run in OUTPUT_DIR and --overwrite replaces it; give one of them")
     cfg = load_setup(args, training=True)
+    refuse_dataset_overlap(cfg.OUTPUT_DIR, cfg.DATA.ROOT, what="OUTPUT_DIR", may_hold=True)
     if resume == "":
         resume = os.path.join(cfg.OUTPUT_DIR, "last.pth")
-    trainer = Trainer(cfg, resume=resume)
+    trainer = Trainer(cfg, resume=resume, existing_run="replace" if getattr(args, "overwrite", False) else "refuse")
     trainer.train()
     if trainer.interrupted:
         _say_how_to_resume(trainer, args)

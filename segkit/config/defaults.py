@@ -6,6 +6,10 @@ Component nodes (``MODEL.BACKBONE``, ``MODEL.DECODER``, ``DATA.DATASET``, ``SOLV
 ``NAME`` from a registry plus free keyword arguments for it, so a newly registered class needs
 no edit here. When a config changes a component node's NAME, the node is replaced rather than
 merged, so arguments meant for the old class never reach the new one.
+
+Every value with a valid range (below: "at least 1", "0-1 scale", …) is checked when a config
+is loaded, against the table in ``segkit.config.validate``: a value outside it stops the
+command with one line naming the key, the value and the range, before anything runs.
 """
 from yacs.config import CfgNode as CN
 
@@ -88,10 +92,12 @@ _C.DATA.SKIP_BAD = False
 # ---------------------------------------------------------------------------- #
 _C.INPUT = CN()
 
-# Images and masks are resized to SIZE x SIZE pixels before the network sees them.
+# Images and masks are resized to SIZE x SIZE pixels before the network sees them (16 to 2048:
+# larger sizes need more memory and data cache than is sane; crop or tile big images instead).
 _C.INPUT.SIZE = 256
 
 # Per-channel mean and std (on a 0-1 scale) used to normalise images; ImageNet's by default.
+# One value per MODEL.IN_CHANNELS; every STD > 0.
 _C.INPUT.MEAN = [0.485, 0.456, 0.406]
 _C.INPUT.STD = [0.229, 0.224, 0.225]
 

@@ -13,13 +13,15 @@ it is done once and kept, as uint8 arrays at INPUT.SIZE:
 * ``none``: decode and resize every time, as before.
 
 An entry's key is made from each source file's path, modification time (ns) and size in
-bytes, the dataset's label mapping, the target size and the resize method, so touching or
-replacing a file, or changing INPUT.SIZE, reads the files again; stale entries are simply
-never read. The resize is the very ``A.Resize`` that ``build_transforms`` puts first (area
-averaging down, bilinear up, nearest for masks), so a cached item is what the uncached
-pipeline would make, and that Resize becomes a no-op. With DATA.JPEG_DRAFT, libjpeg decodes
-at 1/2, 1/4 or 1/8 scale while the result stays at least INPUT.SIZE on both sides (nearly
-the same pixels, a fraction of the work).
+bytes, the dataset's label mapping, the target size, the resize method and the decoder's
+version (``segkit.utils.images.DECODE_VERSION``, 2 since images and labels are turned upright
+by EXIF orientation), so touching or replacing a file, changing INPUT.SIZE or changing what a
+file decodes to reads the files again; stale entries are simply never read. The resize is
+the very ``A.Resize`` that ``build_transforms`` puts first (area averaging down, bilinear up,
+nearest for masks), so a cached item is what the uncached pipeline would make, and that
+Resize becomes a no-op. With DATA.JPEG_DRAFT, libjpeg decodes at 1/2, 1/4 or 1/8 scale
+while the result stays at least INPUT.SIZE on both sides (nearly the same pixels, a fraction
+of the work).
 
 A dataset takes part by offering ``cache_identity(index) -> tuple`` and
 ``load_item(index, draft_size=None) -> item``; others pass through unchanged (their items
@@ -36,6 +38,7 @@ import numpy as np
 from torch.utils.data import Subset
 
 from ..utils.files import atomic_write
+from ..utils.images import DECODE_VERSION
 from .transforms import resize_transform
 
 __all__ = ["ResizeCache", "CACHE_MODES", "default_cache_dir"]
@@ -96,7 +99,7 @@ class ResizeCache:
         identity = getattr(dataset, "cache_identity", None)
         if identity is None or not hasattr(dataset, "load_item"):
             return None
-        parts = (CACHE_VERSION, identity(index), self.size, _RESIZE_TAG, self.draft)
+        parts = (CACHE_VERSION, DECODE_VERSION, identity(index), self.size, _RESIZE_TAG, self.draft)
         return hashlib.sha1(repr(parts).encode("utf-8")).hexdigest()
 
     def path(self, key: str) -> str:

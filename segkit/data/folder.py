@@ -2,7 +2,8 @@
 
     <root>/images/<stem>.<jpg|png|tif|…>     any format PIL reads, any mode (see ``load_rgb``)
     <root>/masks/<stem>.png                   one channel (greyscale or palette), one value per class
-    <root>/train.txt, val.txt, test.txt       optional: one stem per line
+    <root>/train.txt, val.txt, test.txt       optional: one stem per line (the whole line: stems
+                                              may hold spaces; blank and "#" lines are skipped)
 
 Mask pixel values become class ids through ``mask_values`` (DATA.DATASET.MASK_VALUES), a list of
 [value, class] pairs, so 0/255 masks and 0/1/2 masks need no conversion; ``ignore_value``
@@ -12,21 +13,25 @@ and reported by ``segkit check-data``.
 Splits: a split file, where present, lists that split. Otherwise ``test_fraction`` of all
 stems is held out as test and ``val_fraction`` of the rest as val, by a shuffle seeded with
 SEED, so the same seed always gives the same split on any machine.
+
+A stem in a split file that is absolute or holds a path separator or '..' is never opened
+(see ``problems.unsafe_name``); the data check reports its line. Images are read upright by
+their EXIF orientation and masks are turned the same way (see ``segkit.utils.images``).
 """
 from __future__ import annotations
 
 import os
 import random
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from ..registry import DATASETS
-from ..utils.images import IMAGE_EXTENSIONS, load_rgb
-from .oxford_pet import raise_missing, read_name_list
-from .problems import WORKERS, Problem, probe_file, scan
+from ..utils.images import IMAGE_EXTENSIONS, decode_image, read_label, read_orientation
+from .oxford_pet import raise_missing, raise_unsafe_names, read_split_file
+from .problems import WORKERS, Problem, exif_size_note, name_problem, probe_file, scan
 
 __all__ = ["FolderDataset", "parse_mask_values"]
 
@@ -91,9 +96,15 @@ class FolderDataset(torch.utils.data.Dataset):
         self.images = self._index_images()
         self.list_path = os.path.join(self.root, f"{split}.txt")
         self._list_problems: List[Problem] = []
+        self._listed: Dict[str, Dict[str, int]] = {}  # split file read → {stem: its line}
         dropped = set(exclude)
-        self.names = [n for n in self._split_names() if n not in dropped]
+        listed = self._split_names()
+        # A stem of a file in images/ is safe by construction; only split-file names are checked.
+        unsafe = {n: p for n in listed if n not in self.images and (p := name_problem(*self._line_of(n), n))}
+        self.names = [n for n in listed if n not in dropped and n not in unsafe]
+        self._list_problems += [p for n, p in unsafe.items() if n not in dropped]
         if strict:
+            raise_unsafe_names(self, [p for p in self._list_problems if p.kind == "name"])
             self._check_files()
         self._lut = self._make_lut()
 
@@ -112,10 +123,19 @@ class FolderDataset(torch.utils.data.Dataset):
         if not os.path.exists(path):
             return None
         try:
-            return read_name_list(path)
+            lines = read_split_file(path, whole_line=True)
         except (OSError, UnicodeDecodeError) as e:
             raise ValueError(f"{type(self).__name__}: cannot read split file '{path}' ({e}); expected UTF-8 text, "
                              "one image stem per line") from e
+        self._listed[path] = {name: number for number, name in lines}
+        return [name for _, name in lines]
+
+    def _line_of(self, name: str) -> Tuple[str, int]:
+        """The split file and line that listed ``name``: this split's own file first."""
+        for path in (self.list_path, *self._listed):
+            if name in self._listed.get(path, ()):
+                return path, self._listed[path][name]
+        return self.list_path, 0
 
     @staticmethod
     def _held_out(names: List[str], fraction: float, seed: str) -> set:
@@ -164,19 +184,23 @@ class FolderDataset(torch.utils.data.Dataset):
     def mask_path(self, name: str) -> str:
         return os.path.join(self.mask_dir, f"{name}.png")
 
-    def read_mask(self, name: str) -> np.ndarray:
-        """The mask's raw pixel values (palette PNGs give their indices)."""
+    def read_mask(self, name: str, image_orientation: Optional[int] = None) -> np.ndarray:
+        """The mask's raw pixel values (palette PNGs give their indices), turned like its image:
+        by the mask's own EXIF orientation if it has one, else by the image's,
+        ``image_orientation`` (None: read from the image file)."""
         path = self.mask_path(name)
+        if image_orientation is None:
+            image_orientation = read_orientation(self.image_path(name))
         try:
-            with Image.open(path) as img:
-                return np.array(img)
+            return read_label(path, image_orientation)
         except FileNotFoundError:
             raise FileNotFoundError(f"Mask '{path}' does not exist; expected a single-channel PNG") from None
         except (UnidentifiedImageError, OSError, ValueError) as e:
             raise RuntimeError(f"Cannot read mask '{path}' ({e}); expected a single-channel PNG") from e
 
-    def load_mask(self, name: str) -> np.ndarray:
-        raw = self.read_mask(name)
+    def load_mask(self, name: str, image_orientation: Optional[int] = None) -> np.ndarray:
+        """Class ids of ``name``'s mask, upright like its image (see ``read_mask``)."""
+        raw = self.read_mask(name, image_orientation)
         if raw.ndim != 2:
             raise ValueError(f"Mask '{self.mask_path(name)}' has shape {raw.shape}; expected a single-channel "
                              "(greyscale or palette) PNG")
@@ -189,11 +213,12 @@ class FolderDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> Dict[str, object]:
         name = self.names[index]
-        image, mask = load_rgb(self.image_path(name)), self.load_mask(name)
+        decoded = decode_image(self.image_path(name))
+        image, mask = decoded.rgb, self.load_mask(name, decoded.orientation)
         if image.shape[:2] != mask.shape:
             (ih, iw), (mh, mw) = image.shape[:2], mask.shape
             raise ValueError(f"Image '{self.image_path(name)}' is {iw}x{ih} but mask '{self.mask_path(name)}' "
-                             f"is {mw}x{mh}; expected equal sizes")
+                             f"is {mw}x{mh}; expected equal sizes{exif_size_note(decoded.orientation)}")
         return {"image": image, "mask": mask, "name": name}
 
     # ------------------------------------------------------------------ checking
@@ -203,9 +228,10 @@ class FolderDataset(torch.utils.data.Dataset):
 
     def _sample_problems(self, name: str) -> List[Problem]:
         why = f"sample '{name}' is in split '{self.split}'"
-        image, problems = probe_file(self.image_path(name), load_rgb, name, "image", "an image file", why)
-        mask, more = probe_file(self.mask_path(name), lambda p: self.read_mask(name), name, "mask",
-                            "a single-channel PNG mask", why)
+        decoded, problems = probe_file(self.image_path(name), decode_image, name, "image", "an image file", why)
+        image, orientation = (None, 1) if decoded is None else (decoded.rgb, decoded.orientation)
+        mask, more = probe_file(self.mask_path(name), lambda p: self.read_mask(name, orientation), name, "mask",
+                                "a single-channel PNG mask", why)
         problems += more
         if mask is None:
             return problems
@@ -222,7 +248,8 @@ class FolderDataset(torch.utils.data.Dataset):
                                     f"only {sorted(allowed)}", name, "mask", "mask_values"))
         if image is not None and image.shape[:2] != mask.shape:
             (ih, iw), (mh, mw) = image.shape[:2], mask.shape
-            problems.append(Problem(path, f"is {mw}x{mh} pixels", f"{iw}x{ih}, the size of its image",
+            problems.append(Problem(path, f"is {mw}x{mh} pixels",
+                                    f"{iw}x{ih}, the size of its image{exif_size_note(orientation)}",
                                     name, "mask", "mask_size"))
         return problems
 

@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from ..registry import DATASETS
-from ..utils.images import IMAGE_EXTENSIONS, decode_rgb, load_rgb
+from ..utils.images import IMAGE_EXTENSIONS, decode_image, read_label, read_orientation
 from .cache import file_identity
-from .problems import WORKERS, Problem, probe_file, scan
+from .problems import WORKERS, Problem, exif_size_note, name_problem, probe_file, scan
 
-__all__ = ["OxfordPet", "read_name_list", "raise_missing", "BOUNDARY_MODES", "TORCHVISION_FOLDER"]
+__all__ = ["OxfordPet", "read_name_list", "read_split_file", "raise_missing", "raise_unsafe_names",
+           "BOUNDARY_MODES", "TORCHVISION_FOLDER"]
 
 SPLITS = ("train", "val", "test")
 # Trimap value 3 (the pet's outline) is ambiguous; each mode decides what the network learns there.
@@ -39,19 +40,35 @@ _LAYOUT_HINT = ("expected the official Oxford-IIIT Pet layout: <root>/images/<Na
                 "Point DATA.ROOT at that folder, or set DATA.DATASET.DOWNLOAD True to fetch it there")
 
 
-def read_name_list(path: str) -> List[str]:
-    """Image names of an Oxford list file: first token per line, comments and blanks skipped.
+def read_split_file(path: str, whole_line: bool = False) -> List[Tuple[int, str]]:
+    """(line number, name) of every name in a split file, in file order.
 
-    Duplicates are dropped (first occurrence kept) so a repeated line can never put one
-    image into both train and val.
+    A name is the first field of its line (Oxford: "Name CLASS-ID SPECIES BREED-ID"), or with
+    ``whole_line`` the whole stripped line (the folder layout's one stem per line, where a stem
+    may hold spaces). Blank lines and lines starting with "#" are skipped; a UTF-8 byte-order
+    mark (Windows editors write one) is dropped, so it never sticks to the first name.
+    Duplicates are dropped (first occurrence kept) so a repeated line can never put one image
+    into both train and val. Names are returned as written: see ``problems.unsafe_name`` for
+    which ones the datasets refuse to open.
     """
-    names = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
+    lines: Dict[str, int] = {}
+    with open(path, encoding="utf-8-sig") as f:
+        for number, line in enumerate(f, 1):
             line = line.strip()
             if line and not line.startswith("#"):
-                names.append(line.split()[0])
-    return list(dict.fromkeys(names))
+                lines.setdefault(line if whole_line else line.split()[0], number)
+    return [(number, name) for name, number in lines.items()]
+
+
+def read_name_list(path: str, whole_line: bool = False) -> List[str]:
+    """The names of a split file (``read_split_file`` without the line numbers)."""
+    return [name for _, name in read_split_file(path, whole_line)]
+
+
+def _listed(lines: Sequence[str]) -> str:
+    """The first _MAX_LISTED lines, indented one per line, and how many more there are."""
+    more = f"\n  … and {len(lines) - _MAX_LISTED} more" if len(lines) > _MAX_LISTED else ""
+    return "".join(f"\n  {line}" for line in lines[:_MAX_LISTED]) + more
 
 
 def raise_missing(dataset, missing: Sequence[str], where: str, need: str) -> None:
@@ -59,10 +76,21 @@ def raise_missing(dataset, missing: Sequence[str], where: str, need: str) -> Non
     than deep inside a loader worker; nothing when the list is empty."""
     if not missing:
         return
-    shown = "".join(f"\n  {p}" for p in missing[:_MAX_LISTED])
-    more = f"\n  … and {len(missing) - _MAX_LISTED} more" if len(missing) > _MAX_LISTED else ""
     raise FileNotFoundError(
-        f"{type(dataset).__name__}: {len(missing)} file(s) {where} are missing:{shown}{more}\n{need} "
+        f"{type(dataset).__name__}: {len(missing)} file(s) {where} are missing:{_listed(missing)}\n{need} "
+        "`segkit check-data` reports all bad files; DATA.SKIP_BAD True trains without them.")
+
+
+def raise_unsafe_names(dataset, problems: Sequence[Problem]) -> None:
+    """One ValueError naming every split-file line whose name cannot name a file inside the
+    dataset root (``problems.name_problem``); nothing when there are none. Such a name's
+    files are never opened, not even to see whether they exist."""
+    if not problems:
+        return
+    raise ValueError(
+        f"{type(dataset).__name__}: {len(problems)} name(s) in split files do not name a file inside "
+        f"'{dataset.root}' (nothing was opened for them):{_listed([f'{p.path}: {p.found}' for p in problems])}"
+        f"\nExpected {problems[0].expected}. "
         "`segkit check-data` reports all bad files; DATA.SKIP_BAD True trains without them.")
 
 
@@ -86,6 +114,13 @@ class OxfordPet(torch.utils.data.Dataset):
             False builds anyway, so ``find_problems`` can report everything in one scan.
         exclude: names to leave out (the bad samples DATA.SKIP_BAD skips). Applied after the
             train/val split is drawn, so skipping a sample never moves others between splits.
+
+    A listed name that is absolute or holds a path separator or '..' (``problems.unsafe_name``)
+    is never opened: strict construction raises naming its line, otherwise it is a Problem of
+    that sample for ``find_problems`` (DATA.SKIP_BAD can leave it out like any bad sample).
+
+    Images are read upright by their EXIF orientation, and each trimap is turned the same way
+    (see ``segkit.utils.images``).
     """
 
     def __init__(self, root: str, split: str, ignore_index: int = 255, val_fraction: float = 0.1,
@@ -106,9 +141,16 @@ class OxfordPet(torch.utils.data.Dataset):
         self.root = self._find_root(str(root), download)
         self.list_path = os.path.join(self.root, "annotations", "test.txt" if split == "test" else "trainval.txt")
         self._list_problem: Optional[Problem] = None
+        self._lines: Dict[str, int] = {}  # name → its line in the list file
         dropped = set(exclude)
-        self.names: List[str] = [n for n in self._split_names() if n not in dropped]
+        # Unsafe names take part in the train/val draw like any line (fixing one in place moves
+        # no other sample between splits), then are set aside, never to be opened.
+        listed = self._split_names()
+        unsafe = {n: p for n in listed if (p := name_problem(self.list_path, self._lines.get(n, 0), n))}
+        self.names: List[str] = [n for n in listed if n not in dropped and n not in unsafe]
+        self._name_problems: List[Problem] = [p for n, p in unsafe.items() if n not in dropped]
         if strict:
+            raise_unsafe_names(self, self._name_problems)
             self._check_files()
         self._lut = self._make_lut()
 
@@ -150,7 +192,7 @@ class OxfordPet(torch.utils.data.Dataset):
         kept as a Problem for ``find_problems`` and the split is empty."""
         path, cls = self.list_path, type(self).__name__
         try:
-            names = read_name_list(path)
+            lines = read_split_file(path)
         except FileNotFoundError:
             found, error = "does not exist", FileNotFoundError(
                 f"{cls}: list file '{path}' does not exist; {_LAYOUT_HINT}.")
@@ -159,7 +201,8 @@ class OxfordPet(torch.utils.data.Dataset):
                 f"{cls}: cannot read list file '{path}' ({e}); expected UTF-8 text with one "
                 "'Name CLASS-ID SPECIES BREED-ID' line per image")
         else:
-            return self._select(names)
+            self._lines = {name: number for number, name in lines}
+            return self._select([name for _, name in lines])
         if self.strict:
             raise error
         self._list_problem = Problem(path, found, "a text file listing this split's images (Oxford layout)",
@@ -199,20 +242,25 @@ class OxfordPet(torch.utils.data.Dataset):
     def trimap_path(self, name: str) -> str:
         return os.path.join(self.root, "annotations", "trimaps", f"{name}.png")
 
-    def read_trimap(self, name: str) -> np.ndarray:
-        """The trimap's raw pixel values, fully decoded (``load_mask`` and the check share this)."""
+    def read_trimap(self, name: str, image_orientation: Optional[int] = None) -> np.ndarray:
+        """The trimap's raw pixel values, fully decoded (``load_mask`` and the check share this),
+        turned like its image: by the trimap's own EXIF orientation if it has one, else by the
+        image's, ``image_orientation`` (None: read from the image file), since the Oxford trimaps
+        were drawn on the stored pixels of their images."""
         path = self.trimap_path(name)
+        if image_orientation is None:
+            image_orientation = read_orientation(self.image_path(name))
         try:
-            with Image.open(path) as img:
-                return np.array(img)
+            return read_label(path, image_orientation)
         except FileNotFoundError:
             raise FileNotFoundError(f"Trimap '{path}' does not exist; expected a single-channel PNG "
                                     "with 1 = pet, 2 = background, 3 = boundary") from None
         except (UnidentifiedImageError, OSError, ValueError) as e:
             raise RuntimeError(f"Cannot read trimap '{path}' ({e}); expected a single-channel PNG") from e
 
-    def load_mask(self, name: str) -> np.ndarray:
-        path, trimap = self.trimap_path(name), self.read_trimap(name)
+    def load_mask(self, name: str, image_orientation: Optional[int] = None) -> np.ndarray:
+        """The label mask of ``name``, upright like its image (see ``read_trimap``)."""
+        path, trimap = self.trimap_path(name), self.read_trimap(name, image_orientation)
         if trimap.ndim != 2:
             raise ValueError(f"Trimap '{path}' has shape {trimap.shape}; expected a single-channel "
                              "image with 1 = pet, 2 = background, 3 = boundary")
@@ -230,14 +278,15 @@ class OxfordPet(torch.utils.data.Dataset):
 
     def load_item(self, index: int, draft_size: Optional[int] = None) -> Dict[str, object]:
         """The item at ``index``; with ``draft_size`` the image may come decoded at a reduced
-        scale of at least that size (see ``decode_rgb``), for the data cache to resize."""
+        scale of at least that size (see ``decode_image``), for the data cache to resize."""
         name = self.names[index]
-        (image, (iw, ih)), mask = decode_rgb(self.image_path(name), draft_size), self.load_mask(name)
+        decoded = decode_image(self.image_path(name), draft_size)
+        mask = self.load_mask(name, decoded.orientation)
+        (iw, ih), (mh, mw) = decoded.size, mask.shape
         if (ih, iw) != mask.shape:
-            mh, mw = mask.shape
             raise ValueError(f"Image '{self.image_path(name)}' is {iw}x{ih} but trimap '{self.trimap_path(name)}' "
-                             f"is {mw}x{mh}; expected equal sizes")
-        return {"image": image, "mask": mask, "name": name}
+                             f"is {mw}x{mh}; expected equal sizes{exif_size_note(decoded.orientation)}")
+        return {"image": decoded.rgb, "mask": mask, "name": name}
 
     def cache_identity(self, index: int) -> tuple:
         """What ``load_item(index)`` depends on, for the data cache's key: both files' path,
@@ -255,14 +304,15 @@ class OxfordPet(torch.utils.data.Dataset):
         training. Problems come in list order; nothing is raised for bad data.
         """
         head = [self._list_problem] if self._list_problem else []
-        return head + scan(self.names, self._sample_problems, workers)
+        return head + self._name_problems + scan(self.names, self._sample_problems, workers)
 
     def _sample_problems(self, name: str) -> List[Problem]:
         listed = f"{os.path.basename(self.list_path)} lists '{name}'"
-        image, problems = probe_file(self.image_path(name), load_rgb, name, "image",
-                                 "a JPEG, PNG or GIF image", listed)
-        trimap, more = probe_file(self.trimap_path(name), lambda p: self.read_trimap(name), name, "trimap",
-                              "a single-channel PNG trimap", listed)
+        decoded, problems = probe_file(self.image_path(name), decode_image, name, "image",
+                                       "a JPEG, PNG or GIF image", listed)
+        image, orientation = (None, 1) if decoded is None else (decoded.rgb, decoded.orientation)
+        trimap, more = probe_file(self.trimap_path(name), lambda p: self.read_trimap(name, orientation), name,
+                                  "trimap", "a single-channel PNG trimap", listed)
         problems += more
         if trimap is None:
             return problems
@@ -278,8 +328,8 @@ class OxfordPet(torch.utils.data.Dataset):
         if image is not None and image.shape[:2] != trimap.shape:
             (ih, iw), (th, tw) = image.shape[:2], trimap.shape
             problems.append(Problem(path, f"is {tw}x{th} pixels",
-                                    f"{iw}x{ih}, the size of its image images/{name}.jpg",
-                                    name, "trimap", "size"))
+                                    f"{iw}x{ih}, the size of its image images/{name}.jpg"
+                                    f"{exif_size_note(orientation)}", name, "trimap", "size"))
         return problems
 
     def find_notes(self) -> List[str]:

@@ -18,7 +18,10 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 import numpy as np
 
-__all__ = ["Problem", "DataReport", "DataError", "WORKERS", "check_dataset", "scan", "item_key", "probe_file"]
+from ..utils.images import describe_orientation
+
+__all__ = ["Problem", "DataReport", "DataError", "WORKERS", "check_dataset", "scan", "item_key", "probe_file",
+           "unsafe_name", "name_problem", "NAME_EXPECTED", "exif_size_note"]
 
 # Decoding threads. PIL releases the GIL while it decodes, so threads overlap on I/O and
 # decoding without the start-up cost of worker processes.
@@ -27,6 +30,7 @@ WORKERS = 4
 # Problem.kind → report heading, in the order the report shows the groups.
 _HEADINGS = {
     "split": "Split problems",
+    "name": "Split-file names that are not bare file names inside DATA.ROOT; nothing opened for them",
     "missing": "Missing files",
     "empty": "Empty files",
     "unreadable": "Unreadable files",
@@ -165,6 +169,8 @@ def check_dataset(dataset, split: str, allow_empty: bool = False, workers: int =
         report.errors = _load_every_item(dataset, split, workers)
     if callable(getattr(dataset, "find_notes", None)):
         report.notes = list(dataset.find_notes())
+    # A listed name set aside unopened (``name_problem``) is a sample too, though the dataset lacks it.
+    report.counts[split] += len({p.name for p in report.errors if p.kind == "name"})
     if len(dataset) == 0 and not allow_empty and not report.split_problems:
         where = str(getattr(dataset, "list_path", "") or report.root or type(dataset).__name__)
         hint = (" (val is held out of trainval by DATA.VAL_FRACTION: raise it, or set it to 0 to train "
@@ -207,3 +213,58 @@ def probe_file(path: str, read: Callable[[str], np.ndarray], name: str, role: st
         cause = e.__cause__ or e
         return None, [Problem(path, f"cannot be decoded ({cause})", f"{expected}, complete and readable",
                               name, role, "unreadable")]
+
+
+# What a split-file line must name: a bare file name (stem) looked up in the dataset's own folders.
+NAME_EXPECTED = ("a bare name of a file inside DATA.ROOT: no absolute path, no '..', no '/' or '\\' "
+                 "(the file it names was not opened)")
+
+
+def unsafe_name(name: str) -> str:
+    """Why a name read from a split file cannot stand for a file inside the dataset root, or "".
+
+    Neither the Oxford layout nor the folder layout has sub-folders in a name, so a name may be
+    neither absolute nor hold a path separator or a '..' component: ``images/<name>.jpg`` then always
+    lies in ``images/``, and a list file (a text file anyone may hand over) cannot make the check
+    or training open ``/home/x/secret.png`` or ``../../elsewhere``.
+
+    The check is on the name, deliberately not on the realpath of the file it names: symlinks
+    inside the root were put there by whoever built the root, and following them is intended.
+    The root itself may be a symlink, and ``segkit ablate`` builds per-breed roots whose images/
+    and trimaps/ are symlinks into the real dataset (experiments.ablation.breed_roots), so a
+    realpath-inside-root rule would reject every sample of those while adding nothing against a
+    hostile list file, which can only name files in the root's own folders once this rule holds.
+    """
+    if "\0" in name:
+        return "holds a NUL character"
+    parts = name.replace("\\", "/").split("/")
+    if os.path.isabs(name) or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":" and len(parts) > 1):
+        return "is an absolute path"
+    if ".." in parts:
+        return "has a '..' component"
+    if len(parts) > 1:
+        return "holds a path separator"
+    return ""
+
+
+def name_problem(list_path: str, line: int, name: str) -> Optional[Problem]:
+    """The Problem of an unsafe name (``unsafe_name``) on line ``line`` of ``list_path``, or None.
+
+    It belongs to the sample ``name`` (so DATA.SKIP_BAD can leave it out, as any bad sample),
+    and its path is the list file, since no file of the sample may be looked at.
+    """
+    why = unsafe_name(name)
+    if not why:
+        return None
+    return Problem(list_path, f"line {line} names '{name}', which {why}", NAME_EXPECTED, name, "", "name")
+
+
+def exif_size_note(orientation: int) -> str:
+    """What to add to "label size differs from its image" when the image was turned upright by
+    its EXIF orientation (the label was turned too, which is a likely cause); "" otherwise."""
+    if orientation == 1:
+        return ""
+    return (f"; the image has {describe_orientation(orientation)} and is read upright, and its label is turned "
+            "the same way unless the label has an EXIF orientation of its own (a label is taken to be drawn on "
+            "the image's stored pixels): a label drawn on the upright picture needs the image saved upright, "
+            "without the orientation tag")

@@ -146,26 +146,38 @@ def _read_params(root: str):
         return None
 
 
+def _is_generated(root: str) -> bool:
+    """Whether ``root`` holds a dataset this module wrote (and nothing else): only then may it be replaced."""
+    params = _read_params(root)
+    return (isinstance(params, dict) and set(params) == set(_params(0, 0, 0, 0))
+            and set(os.listdir(root)) <= {"images", "annotations", PARAMS_FILE})
+
+
 def generate_synthetic_pets(root: str, num_trainval: int = 48, num_test: int = 16,
                             image_size: int = 160, seed: int = 0) -> str:
     """Write a synthetic Oxford-layout dataset at ``root`` (unless it is there already) and return root.
 
     Writes images/<name>.jpg, annotations/trimaps/<name>.png, annotations/{trainval,test,list}.txt
     and synthetic.json (the parameters). An existing folder whose synthetic.json matches is
-    reused; one whose parameters differ is replaced. A non-empty folder without synthetic.json
-    is never touched. Generation happens in a temporary sibling folder that is renamed into
-    place, so concurrent processes never see half a dataset.
+    reused; one whose parameters differ is replaced. Any other non-empty folder (one that is not
+    a dataset generated here, with nothing else in it) is never touched, nor is a file.
+    Generation happens in a temporary sibling folder that is renamed into place, so concurrent
+    processes never see half a dataset.
     """
     if num_trainval < 0 or num_test < 0 or image_size < 16:
         raise ValueError(f"generate_synthetic_pets: need num_trainval, num_test >= 0 and image_size >= 16; "
                          f"got {num_trainval}, {num_test}, {image_size}")
     params = _params(num_trainval, num_test, image_size, seed)
-    root = os.path.abspath(root)
+    given, root = root, os.path.abspath(os.path.expanduser(root))
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise NotADirectoryError(f"synthetic dataset: DATA.ROOT '{given}' is a file; the dataset is generated into "
+                                 "a folder there. Give a new or empty folder")
     if _read_params(root) == params:
         return root
-    if os.path.isdir(root) and os.listdir(root) and _read_params(root) is None:
-        raise FileExistsError(f"generate_synthetic_pets: '{root}' is a non-empty folder without {PARAMS_FILE}; "
-                              "refusing to overwrite data segkit did not generate. Choose another DATA.ROOT.")
+    if os.path.isdir(root) and os.listdir(root) and not _is_generated(root):
+        raise FileExistsError(f"synthetic dataset: DATA.ROOT '{given}' is a non-empty folder that is not a synthetic "
+                              f"dataset segkit generated (no valid {PARAMS_FILE}, or other files beside it); "
+                              "generating there would replace it. Give a new or empty folder")
     parent = os.path.dirname(root)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.tmp-", dir=parent)

@@ -7,23 +7,32 @@ from ..data import build_dataloader, denormalize
 from ..losses import build_loss
 from ..visualize import PredictionWriter
 from .build import build_evaluator, prepare_model
+from .compat import check_checkpoint_config
 from .evaluator import summary_keys
 from ..utils.device import resolve_device
 
 __all__ = ["evaluate_checkpoint"]
 
 
-def evaluate_checkpoint(cfg, checkpoint: str, split: str = "test", out_dir: Optional[str] = None) -> Dict:
+def evaluate_checkpoint(cfg, checkpoint: str, split: str = "test", out_dir: Optional[str] = None,
+                        check_config: bool = True) -> Dict:
     """Loss and every metric over ``split`` for the weights in ``checkpoint``, at the resolution
     and with the test-time augmentation TEST.RESOLUTION / TEST.TTA ask for.
 
     ``out_dir`` also receives each image's mask and overlay, ``per_image.csv`` (worst first)
     and ``best_worst.png`` (see segkit.visualize); drawn at the original size when that is scored.
+    It may not lie inside DATA.ROOT (or hold it), and files there that segkit did not write are
+    never replaced (see ``PredictionWriter``): both are refused before the evaluation starts.
+
+    ``check_config``: refuse a checkpoint trained with other model-defining settings (MODEL.*,
+    INPUT.SIZE/MEAN/STD, see ``compat.check_checkpoint_config``); False scores it anyway.
     """
+    if check_config:
+        check_checkpoint_config(cfg, checkpoint)
+    writer = PredictionWriter(out_dir, cfg.MODEL.NUM_CLASSES, data_root=cfg.DATA.ROOT) if out_dir else None
     device = resolve_device(cfg.DEVICE)
     model = prepare_model(cfg, device, weights=checkpoint)
     evaluator = build_evaluator(cfg, build_loss(cfg))
-    writer = PredictionWriter(out_dir, cfg.MODEL.NUM_CLASSES) if out_dir else None
 
     def draw(record, image, pred, prob, net_image=None):
         if image is None:  # network size: draw on the de-normalised input

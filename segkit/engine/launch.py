@@ -1,4 +1,4 @@
-"""What every tool does before building anything: plugins, config, seed, logging, output dir."""
+"""What every tool does before building anything: plugins, config, seed, logging, the output dir check."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..config import dump_config, load_config
+from ..config import load_config
 from ..plugins import import_plugins
 from ..utils.device import resolve_device
 from ..utils.distributed import is_main_process, launched_world_size
@@ -30,23 +30,31 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 
 def _check_writable(folder: str) -> None:
-    try:
-        os.makedirs(folder, exist_ok=True)
-        probe = os.path.join(folder, ".segkit_write_test")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise PermissionError(f"OUTPUT_DIR '{folder}' is not writable ({e}); set OUTPUT_DIR to a folder you "
-                              f"can write to") from e
+    """Raise PermissionError unless ``folder`` is, or could be created as, a folder we can write
+    into. Creates and writes nothing: a run writes into OUTPUT_DIR only once its checks pass."""
+    path = os.path.abspath(folder)
+    if os.path.exists(path):
+        problem = None if os.path.isdir(path) else "it is a file"
+    else:  # the nearest folder above it that exists must let us create it
+        parent = os.path.dirname(path)
+        while not os.path.exists(parent) and os.path.dirname(parent) != parent:
+            parent = os.path.dirname(parent)
+        problem = None if os.path.isdir(parent) else f"'{parent}' is a file"
+        path = parent
+    if problem is None and not os.access(path, os.W_OK | os.X_OK):
+        problem = f"no permission to write in '{path}'"
+    if problem:
+        raise PermissionError(f"OUTPUT_DIR '{folder}' is not writable ({problem}); set OUTPUT_DIR to a folder you "
+                              f"can write to")
 
 
 def setup(config_path: str, opts: Sequence[str] = (), plugins: Sequence[str] = (), training: bool = True):
     """Load the config (after --plugin files), import CUSTOM_IMPORTS, seed; for training also
-    create OUTPUT_DIR and write the merged config there as ``config.yaml``.
+    check that OUTPUT_DIR can be written, writing nothing there: ``Trainer.train`` writes
+    ``config.yaml`` (and everything else) once the run's checks have passed.
 
     Started by torchrun, it also joins the process group (see ``distributed.init_distributed``);
-    only rank 0 touches OUTPUT_DIR.
+    only rank 0 looks at OUTPUT_DIR.
     """
     setup_logging()
     import_plugins(plugins)
@@ -58,5 +66,4 @@ def setup(config_path: str, opts: Sequence[str] = (), plugins: Sequence[str] = (
         init_distributed(resolve_device(cfg.DEVICE))
     if training and is_main_process():
         _check_writable(cfg.OUTPUT_DIR)
-        dump_config(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
     return cfg

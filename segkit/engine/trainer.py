@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -16,6 +17,7 @@ from typing import Dict, List, Optional
 
 import torch
 
+from ..config import dump_config
 from ..data import build_dataloader, preflight
 from ..losses import build_loss
 from ..metrics import dice_per_image, predict_labels
@@ -31,6 +33,7 @@ from .launch import seed_everything
 from ..utils.device import resolve_device
 from .precision import amp_dtype, forward_batch, main_output
 from .rng import get_rng_state, set_rng_state
+from .run_dir import EXISTING_RUN_POLICIES, OutputDirLock, check_new_run, clear_run, on_main_process, probe_lock
 
 __all__ = ["Trainer"]
 
@@ -67,15 +70,32 @@ class Trainer:
     (the model itself in one process). Step and epoch numbers are reduced over all
     processes, so every rank sees the same ``step_outputs["loss"]`` and ``epoch_metrics``
     and takes the same decisions (skipping a batch, stopping early, the LR schedule).
+
+    OUTPUT_DIR (see ``run_dir``): building the Trainer writes nothing there; ``train()`` first
+    takes the folder's lock (for as long as it runs: a second run into the folder stops with
+    an error naming the holder's pid), then writes ``config.yaml``, then calls the hooks.
+    ``existing_run`` says what a new run (no ``resume``) does when the folder already holds a
+    run: "ignore" writes over it (the default, for callers that manage their own folders),
+    "refuse" raises ``OutputDirError`` before anything is built (``segkit train``), "replace"
+    deletes the old run's files once the checks have passed (``segkit train --overwrite``).
+    Under torchrun only rank 0 touches the folder.
     """
 
-    def __init__(self, cfg, resume: Optional[str] = None):
+    def __init__(self, cfg, resume: Optional[str] = None, existing_run: str = "ignore"):
+        if existing_run not in EXISTING_RUN_POLICIES:
+            raise ValueError(f"existing_run must be one of {EXISTING_RUN_POLICIES}, got {existing_run!r}")
         self.cfg = cfg
         self.output_dir = cfg.OUTPUT_DIR
+        self.existing_run = existing_run
+        self._resumed = bool(resume)
+        self._claimed = False  # train() has taken OUTPUT_DIR for this run (later calls continue it)
+        self._lock: Optional[OutputDirLock] = None
         configure_allocator(cfg)
         self.device = resolve_device(cfg.DEVICE)
         init_distributed(self.device)  # no-op outside torchrun, or when setup() already joined
         self.device = local_device(self.device)
+        if existing_run != "ignore":  # fail before the slow part (model, data check) when the folder is taken
+            on_main_process(self._check_output_dir, self.output_dir)
         seed_everything(cfg.SEED, cfg.DETERMINISTIC)  # before anything draws random numbers
         self.model = prepare_model(cfg, self.device)
         self.train_model = wrap_model(self.model, self.device, sync_bn=cfg.MODEL.SYNC_BN)
@@ -119,32 +139,77 @@ class Trainer:
                 getattr(hook, point)()
 
     def train(self) -> Dict:
-        """Run epochs ``start_epoch..max_epochs-1``; returns the last epoch's metrics."""
-        self.call_hooks("before_train")
-        try:
-            with self._stop_on_signals():
-                for self.epoch in range(self.start_epoch, self.max_epochs):
-                    self.epoch_metrics = {}
-                    self.call_hooks("before_epoch")
-                    self.train_one_epoch()
-                    if self._agree_interrupted():
-                        break
-                    broadcast_buffers(self.model)  # every rank evaluates and saves rank 0's model
-                    self.call_hooks("after_epoch")
-                    barrier()  # rank 0 has written this epoch's files before anyone goes on
-                    self.step_in_epoch = 0
-                    if self._agree_interrupted():
-                        break
-                    if self.stop_reason:
-                        logger.info("stopping after epoch %d: %s", self.epoch + 1, self.stop_reason)
-                        break
-        except Exception:
-            self.failed = True
-            logger.exception("training stopped by an exception at epoch %d, step %d", self.epoch + 1, self.iter)
-            raise
-        finally:
-            self.call_hooks("after_train")
+        """Run epochs ``start_epoch..max_epochs-1``; returns the last epoch's metrics.
+
+        Holds OUTPUT_DIR's lock from before the first write (``config.yaml``) to after the
+        ``after_train`` hooks."""
+        with self._output_dir_claimed():
+            self.call_hooks("before_train")
+            try:
+                with self._stop_on_signals():
+                    self._run_epochs()
+            except Exception:
+                self.failed = True
+                logger.exception("training stopped by an exception at epoch %d, step %d", self.epoch + 1, self.iter)
+                raise
+            finally:
+                self.call_hooks("after_train")
         return self.epoch_metrics
+
+    def _run_epochs(self) -> None:
+        for self.epoch in range(self.start_epoch, self.max_epochs):
+            self.epoch_metrics = {}
+            self.call_hooks("before_epoch")
+            self.train_one_epoch()
+            if self._agree_interrupted():
+                break
+            broadcast_buffers(self.model)  # every rank evaluates and saves rank 0's model
+            self.call_hooks("after_epoch")
+            barrier()  # rank 0 has written this epoch's files before anyone goes on
+            self.step_in_epoch = 0
+            if self._agree_interrupted():
+                break
+            if self.stop_reason:
+                logger.info("stopping after epoch %d: %s", self.epoch + 1, self.stop_reason)
+                break
+
+    # ------------------------------------------------------------ OUTPUT_DIR
+    def _check_output_dir(self) -> None:
+        """Rank 0, before anything is built: is OUTPUT_DIR free for this run? Writes nothing."""
+        probe_lock(self.output_dir)
+        if self.existing_run == "refuse" and not self._resumed:
+            check_new_run(self.output_dir)
+
+    def _claim_output_dir(self) -> None:
+        """Rank 0, once the checks have passed: lock OUTPUT_DIR, make sure it is still free for a
+        new run (or clear the old run's files, as asked), write ``config.yaml``."""
+        lock = OutputDirLock(self.output_dir)
+        lock.acquire()
+        try:
+            if not self._claimed and not self._resumed:
+                if self.existing_run == "refuse":
+                    check_new_run(self.output_dir)  # again: another run may have finished there meanwhile
+                elif self.existing_run == "replace":
+                    removed = clear_run(self.output_dir)
+                    if removed:
+                        logger.warning("--overwrite: deleted the previous run's files in %s: %s", self.output_dir,
+                                       ", ".join(removed))
+            if not self._claimed:
+                dump_config(self.cfg, os.path.join(self.output_dir, "config.yaml"))
+        except BaseException:
+            lock.release()
+            raise
+        self._lock, self._claimed = lock, True
+
+    @contextlib.contextmanager
+    def _output_dir_claimed(self):
+        on_main_process(self._claim_output_dir, self.output_dir)
+        try:
+            yield
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     def train_one_epoch(self) -> None:
         """Run the epoch's batches; ``in_epoch`` stays True if a signal stops it part-way."""
@@ -314,5 +379,6 @@ class Trainer:
                 hook.load_state_dict(states[key])
         set_rng_state(ckpt["rng"])
         self.last_checkpoint = path
+        self._resumed = True
         logger.info("resumed from %s: epoch %d, step %d of that epoch", path, self.start_epoch + 1,
                     self.step_in_epoch)

@@ -99,7 +99,7 @@ def _breed(name: str) -> str:
 
 
 def _read_lines(path: str) -> List[str]:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         return [ln for ln in f.read().splitlines() if ln.strip() and not ln.startswith("#")]
 
 

@@ -94,11 +94,24 @@ def export_torchscript(model: torch.nn.Module, path: str, example: torch.Tensor)
 
 def export_model(model: torch.nn.Module, fmt: str, path: str, example: torch.Tensor, dynamic: bool = False,
                  exporter: str = "torchscript", opset: int = 17) -> str:
+    """Write ``model`` as ``fmt`` to ``path`` atomically: the exporter writes a temporary file beside
+    it, which replaces ``path`` only once complete (a failed or interrupted export keeps the old file)."""
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {FORMATS}, got '{fmt}'")
-    if fmt == "onnx":
-        return export_onnx(model, path, example, dynamic=dynamic, exporter=exporter, opset=opset)
-    return export_torchscript(model, path, example)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    # The suffix stays last: the exporters and loaders go by it.
+    tmp = os.path.join(folder, f".{os.getpid()}.tmp.{os.path.basename(path)}")
+    try:
+        if fmt == "onnx":
+            export_onnx(model, tmp, example, dynamic=dynamic, exporter=exporter, opset=opset)
+        else:
+            export_torchscript(model, tmp, example)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
 
 
 def load_exported(path: str, providers=None) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from ..data import build_transforms
 from ..engine import prepare_model
+from ..engine.compat import check_checkpoint_config
 from ..engine.precision import amp_dtype, autocast_context, main_output
 from ..utils.device import resolve_device
 from ..engine.tta import wrap_tta
@@ -66,11 +67,16 @@ class Predictor:
     evaluation does (by default bf16 autocast on CUDA and on CPUs with native bf16, fp32
     elsewhere); or "fp32", "bf16", "fp16". ``tta_flip`` /
     ``tta_scales`` default to TEST.TTA; ``threshold`` to TEST.THRESHOLD.
+
+    A .pth is refused when the config it was trained with differs from ``config`` on a key that
+    changes what the model computes (MODEL.*, INPUT.SIZE/MEAN/STD/TEST_TRANSFORMS; see
+    ``segkit.engine.compat``); ``check_config=False`` runs it anyway. An .onnx file carries no
+    config and is not checked.
     """
 
     def __init__(self, config, checkpoint: str, device: str = "auto", precision: str = "auto",
                  tta_flip: Optional[bool] = None, tta_scales: Optional[Sequence[float]] = None,
-                 threshold: Optional[float] = None, batch_size: Optional[int] = None):
+                 threshold: Optional[float] = None, batch_size: Optional[int] = None, check_config: bool = True):
         self.cfg = _load_cfg(config)
         cfg = self.cfg
         self.num_classes = int(cfg.MODEL.NUM_CLASSES)
@@ -84,6 +90,8 @@ class Predictor:
             self.device, self.dtype, self.channels_last = torch.device("cpu"), None, False
             model = OnnxRuntimeModel(str(checkpoint))
         else:
+            if check_config:
+                check_checkpoint_config(cfg, str(checkpoint))
             self.device = resolve_device(cfg.DEVICE if device == "auto" else device)
             model = prepare_model(cfg, self.device, weights=str(checkpoint))
             if precision == "auto":  # as evaluation runs: SOLVER.AMP (bf16 where the hardware has it)

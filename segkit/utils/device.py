@@ -3,18 +3,47 @@ import functools
 
 import torch
 
-__all__ = ["resolve_device", "cpu_has_native_bf16", "cpu_flags", "NATIVE_BF16_FLAGS"]
+__all__ = ["resolve_device", "available_devices", "cpu_has_native_bf16", "cpu_flags", "NATIVE_BF16_FLAGS"]
 
 # /proc/cpuinfo flags of CPUs that do bf16 math in hardware (x86: AMX, AVX512-BF16; Arm: BF16).
 NATIVE_BF16_FLAGS = {"amx_bf16", "avx512_bf16", "bf16"}
 
 
+def available_devices() -> list:
+    """The device names this machine can run on, for messages: auto, cpu, then cuda / mps / xpu ones."""
+    names = ["auto", "cpu"]
+    for kind in ("cuda", "xpu"):
+        backend = getattr(torch, kind, None)
+        if backend is not None and backend.is_available():
+            count = backend.device_count()
+            names += [kind] + [f"{kind}:{i}" for i in range(count)]
+    if torch.backends.mps.is_available():
+        names.append("mps")
+    return names
+
+
 def resolve_device(name: str) -> torch.device:
+    """The torch device DEVICE (or --device) names; "auto" is cuda when there is one, else cpu.
+    A name torch does not know, or a device this machine lacks, is a ValueError naming the choices."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    choices = ", ".join(f"'{n}'" for n in available_devices()) + ("" if torch.cuda.is_available() else
+                                                                    " (no CUDA GPU here)")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device {name!r} is not a device name; choose one of {choices}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"DEVICE is '{name}' but CUDA is not available here; use 'auto' or 'cpu'")
+    if device.type == "cpu":
+        return device
+    backend = torch.backends.mps if device.type == "mps" else getattr(torch, device.type, None)
+    if backend is None or not hasattr(backend, "is_available") or not backend.is_available():
+        raise ValueError(f"device {name!r} is not available on this machine; choose one of {choices}")
+    count = getattr(backend, "device_count", lambda: 1)()
+    if device.index is not None and device.index >= count:
+        raise ValueError(f"device {name!r} does not exist: this machine has {count} {device.type} device(s); "
+                         f"choose one of {choices}")
     return device
 
 

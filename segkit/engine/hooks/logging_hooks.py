@@ -9,6 +9,7 @@ import time
 from tqdm.auto import tqdm
 
 from ...registry import HOOKS
+from ...utils.files import atomic_write_text
 from .base import HookBase
 
 logger = logging.getLogger("segkit")
@@ -20,8 +21,9 @@ def _fmt(value) -> str:
 
 @HOOKS.register(name="text_logger")
 class TextLoggerHook(HookBase):
-    """Mirrors the ``segkit`` logger into ``OUTPUT_DIR/log.txt`` and logs one line per epoch
-    with every metric, the epoch's time, throughput and the estimated time left.
+    """Mirrors the ``segkit`` logger into ``OUTPUT_DIR/log.txt`` (appending: a resumed run's
+    lines follow the earlier ones) and logs one line per epoch with every metric, the epoch's
+    time, throughput and the estimated time left.
     """
 
     main_process_only = True
@@ -59,6 +61,9 @@ class TextLoggerHook(HookBase):
 class JSONLoggerHook(HookBase):
     """Appends one JSON object per ``period`` steps and one per epoch to
     ``OUTPUT_DIR/metrics.jsonl``, so results can be read without TensorBoard.
+
+    A new run starts the file; a resumed run appends to it, after dropping only the lines its
+    checkpoint does not cover (see ``_records_before_resume``), in one atomic rewrite.
     """
 
     main_process_only = True
@@ -71,10 +76,16 @@ class JSONLoggerHook(HookBase):
     def before_train(self) -> None:
         t = self.trainer
         path = os.path.join(t.output_dir, self.filename)
-        kept = self._records_before_resume(path) if t.iter else []
-        self._file = open(path, "w", encoding="utf-8")
-        self._file.writelines(kept)
-        self._file.flush()
+        continuing = bool(t.iter or getattr(t, "last_checkpoint", None))  # resumed, or train() called again
+        if not continuing or not os.path.exists(path):
+            self._file = open(path, "w", encoding="utf-8")
+            return
+        with open(path, encoding="utf-8", errors="replace") as f:
+            old = f.read()
+        kept = "".join(self._records_before_resume(path))
+        if kept != old:  # stale or torn lines to drop: replace the file whole, never truncate it in place
+            atomic_write_text(path, kept)
+        self._file = open(path, "a", encoding="utf-8")
 
     def _records_before_resume(self, path: str) -> list:
         """Lines a resumed run keeps: those of the epochs and steps its checkpoint covers.

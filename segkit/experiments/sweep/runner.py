@@ -4,7 +4,9 @@ A crash (a bad value, a NaN, running out of memory) then costs that run only, an
 runs share the machine without sharing a Python process. The children are ordinary
 ``python -m segkit train|test`` commands, written to the run's ``sweep.log`` so any run can be
 repeated by hand. A run is finished once its ``test.json`` exists, which makes a killed sweep
-resumable by running it again; a run killed part-way through training resumes from ``last.pth``.
+resumable by running it again; a run killed part-way through training resumes from ``last.pth``,
+and a failed run that saved no ``last.pth`` (it crashed or was killed in its first epoch) is
+trained again from the start with ``train --overwrite``, which replaces what it left.
 """
 from __future__ import annotations
 
@@ -33,11 +35,15 @@ def is_finished(run: Run) -> bool:
 
 
 def train_command(sweep: Sweep, run: Run, config: str) -> List[str]:
-    """``python -m segkit train [--plugin P] [--resume last.pth] CONFIG KEY VALUE…``."""
+    """``python -m segkit train [--plugin P] [--resume last.pth | --overwrite] CONFIG KEY VALUE…``."""
+    from ...engine.run_dir import holds_run  # here: the engine pulls in torch
+
     cmd = [sys.executable, "-m", "segkit", "train", *_plugin_args(sweep)]
     last = os.path.join(run.output_dir, "last.pth")
     if os.path.isfile(last):  # a run killed part-way continues where it stopped
         cmd += ["--resume", last]
+    elif holds_run(run.output_dir):  # a failed attempt with nothing to resume: train it again, replacing it
+        cmd += ["--overwrite"]
     return cmd + [config, *run_overrides(sweep, run)]
 
 
