@@ -3,10 +3,12 @@ and the checks every command that writes makes on its output paths before its wo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 from typing import List, Optional, Sequence, Tuple
+
+from ..utils.files import atomic_write_json, nearest_existing
+from .jsonout import finite_or_none
 
 __all__ = ["OVERRIDES_HELP", "add_config", "add_overrides", "add_plugin", "add_json_out", "write_json_out",
            "check_output_file", "check_output_dir", "check_prediction_dir", "split_overrides", "load_setup"]
@@ -39,27 +41,13 @@ def add_json_out(parser: argparse.ArgumentParser) -> None:
 def write_json_out(path: str, result) -> None:
     """The ``--json-out`` file, when one was asked for: strict JSON (NaN and infinities as null)."""
     if path:
-        from ..utils.files import atomic_write_text
-        from .jsonout import finite_or_none
-
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        atomic_write_text(path, json.dumps(finite_or_none(result), indent=2, default=str, allow_nan=False) + "\n")
-
-
-def _nearest_existing(path: str) -> str:
-    folder = os.path.abspath(path)
-    while not os.path.lexists(folder):
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            break
-        folder = parent
-    return folder
+        atomic_write_json(path, finite_or_none(result), allow_nan=False)  # creates the folder too
 
 
 def _check_creatable(option: str, path: str, folder: str) -> None:
     """``path`` can be written in (or as) ``folder``: the nearest existing path at or above
     ``folder`` is a folder, and writable."""
-    anchor = _nearest_existing(folder)
+    anchor = nearest_existing(folder)
     if not os.path.isdir(anchor):
         raise NotADirectoryError(f"{option} '{path}' cannot be written: '{anchor}' is a file, not a folder")
     if not os.access(anchor, os.W_OK | os.X_OK):

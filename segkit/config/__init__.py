@@ -11,7 +11,7 @@ import ast
 import difflib
 import os
 import re
-from typing import Any, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import yaml
 from yacs.config import CfgNode as CN
@@ -21,7 +21,7 @@ from .defaults import get_default_config
 from .validate import config_problems
 
 __all__ = ["CN", "ConfigError", "get_default_config", "load_config", "merge_dict", "merge_overrides",
-           "dump_config", "parse_value", "validate_config"]
+           "dump_config", "flatten_config", "parse_value", "validate_config"]
 
 BASE_KEY = "_BASE_"
 # Larger than any config: a file this big is something else given in its place.
@@ -271,6 +271,18 @@ def validate_config(cfg: CN, where: str = "config", given: Sequence[str] = ()) -
         last = origin
     if parts:
         raise ConfigError("; ".join(parts))
+
+
+def flatten_config(node: Optional[dict], prefix: str = "", keep_empty: bool = True) -> Dict[str, Any]:
+    """``{"SOLVER": {"BASE_LR": 1e-4}}`` -> ``{"SOLVER.BASE_LR": 1e-4}``, keys as the command line
+    writes them. An empty mapping is a value of its own (``keep_empty``) or stands for no keys."""
+    out: Dict[str, Any] = {}
+    for key, value in (node or {}).items():
+        if isinstance(value, dict) and (value or not keep_empty):
+            out.update(flatten_config(value, f"{prefix}{key}.", keep_empty))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def dump_config(cfg: CN, path: str) -> None:

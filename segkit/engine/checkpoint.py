@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -16,7 +16,8 @@ from .. import __version__
 from ..models.weights import compare_state_dicts
 from ..utils.files import atomic_copy, atomic_write
 
-__all__ = ["atomic_save", "atomic_copy", "load_checkpoint", "load_model_weights", "CheckpointError", "unwrap"]
+__all__ = ["atomic_save", "atomic_copy", "load_checkpoint", "load_model_weights", "CheckpointError", "unwrap",
+           "non_finite_keys"]
 
 
 class CheckpointError(RuntimeError):
@@ -68,11 +69,16 @@ def load_checkpoint(path: str, map_location: Any = "cpu", mmap: bool = False) ->
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"Checkpoint '{path}' holds a {type(ckpt).__name__}, expected a dict")
     state = ckpt.get("model", ckpt) if not mmap else {}  # mmap: the config is wanted, not the weights
-    bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+    bad = non_finite_keys(state)
     if bad:
         raise CheckpointError(f"Checkpoint '{path}' holds non-finite weights (NaN or inf) in {len(bad)} tensor(s), "
                               f"e.g. {bad[:3]}: the run had diverged when it was saved; use an earlier checkpoint")
     return ckpt
+
+
+def non_finite_keys(state: Dict[str, Any]) -> List[str]:
+    """The keys of a state dict's floating-point tensors that hold a NaN or an infinity."""
+    return [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
 
 
 def _unreadable(path: str, error: Exception) -> str:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import shlex
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import yaml
 
+from ..config import flatten_config, get_default_config
 from .checkpoint import CheckpointError, load_checkpoint
 
 __all__ = ["MODEL_KEYS", "NOT_MODEL_KEYS", "config_differences", "check_checkpoint_config"]
@@ -33,17 +34,6 @@ class _Unset:
 
 
 UNSET = _Unset()  # a key one config does not have
-
-
-def _flatten(node: Any, prefix: str = "") -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
-    for key, value in (node or {}).items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
 
 
 def _model_defining(key: str) -> bool:
@@ -71,10 +61,8 @@ def config_differences(cfg, saved) -> List[Tuple[str, Any, Any]]:
     A key the checkpoint lacks while the config holds its default is not a difference: the
     checkpoint was written before that key existed.
     """
-    from ..config import get_default_config
-
-    ours, theirs = _flatten(_as_plain(cfg)), _flatten(_as_plain(saved))
-    defaults = _flatten(_as_plain(get_default_config()))
+    ours, theirs = (flatten_config(_as_plain(c), keep_empty=False) for c in (cfg, saved))
+    defaults = flatten_config(_as_plain(get_default_config()), keep_empty=False)
     diffs = []
     def order(key: str):  # a component's NAME before its arguments
         parent, _, leaf = key.rpartition(".")

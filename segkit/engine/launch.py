@@ -12,6 +12,7 @@ from ..config import load_config
 from ..plugins import import_plugins
 from ..utils.device import resolve_device
 from ..utils.distributed import is_main_process, launched_world_size
+from ..utils.files import nearest_existing
 from ..utils.logging import setup_logging
 from ..utils.process import configure_allocator
 from .distributed import init_distributed
@@ -32,17 +33,13 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 def _check_writable(folder: str) -> None:
     """Raise PermissionError unless ``folder`` is, or could be created as, a folder we can write
     into. Creates and writes nothing: a run writes into OUTPUT_DIR only once its checks pass."""
-    path = os.path.abspath(folder)
-    if os.path.exists(path):
-        problem = None if os.path.isdir(path) else "it is a file"
-    else:  # the nearest folder above it that exists must let us create it
-        parent = os.path.dirname(path)
-        while not os.path.exists(parent) and os.path.dirname(parent) != parent:
-            parent = os.path.dirname(parent)
-        problem = None if os.path.isdir(parent) else f"'{parent}' is a file"
-        path = parent
-    if problem is None and not os.access(path, os.W_OK | os.X_OK):
-        problem = f"no permission to write in '{path}'"
+    anchor = nearest_existing(folder)  # folder itself, or the nearest folder above that must let us create it
+    if not os.path.isdir(anchor):
+        problem = "it is a file" if anchor == os.path.abspath(folder) else f"'{anchor}' is a file"
+    elif not os.access(anchor, os.W_OK | os.X_OK):
+        problem = f"no permission to write in '{anchor}'"
+    else:
+        problem = None
     if problem:
         raise PermissionError(f"OUTPUT_DIR '{folder}' is not writable ({problem}); set OUTPUT_DIR to a folder you "
                               f"can write to")

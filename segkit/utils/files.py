@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from typing import IO, Any, Callable
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "atomic_copy"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "atomic_copy", "nearest_existing"]
 
 
 def atomic_write(path: str, write: Callable[[IO[bytes]], Any]) -> None:
@@ -37,9 +37,22 @@ def atomic_write_text(path: str, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
-def atomic_write_json(path: str, data: Any) -> None:
-    """``data`` as indented JSON; values JSON cannot hold (paths, numpy scalars) as their str()."""
-    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+def atomic_write_json(path: str, data: Any, allow_nan: bool = True) -> None:
+    """``data`` as indented JSON; values JSON cannot hold (paths, numpy scalars) as their str().
+    ``allow_nan=False``: strict JSON, a NaN or infinity is a ValueError."""
+    atomic_write_text(path, json.dumps(data, indent=2, default=str, allow_nan=allow_nan) + "\n")
+
+
+def nearest_existing(path: str) -> str:
+    """``path`` (absolute) if something is there, a dangling link included, else its nearest
+    ancestor that exists: what decides whether ``path`` can be created."""
+    folder = os.path.abspath(path)
+    while not os.path.lexists(folder):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return folder
 
 
 def atomic_copy(src: str, path: str) -> None:

@@ -6,10 +6,9 @@ import math
 import os
 import re
 
-import torch
 
 from ...registry import HOOKS
-from ..checkpoint import atomic_copy, atomic_save, make_checkpoint, unwrap
+from ..checkpoint import atomic_copy, atomic_save, make_checkpoint, non_finite_keys, unwrap
 from .base import HookBase
 
 logger = logging.getLogger(__name__)
@@ -44,8 +43,7 @@ class CheckpointHook(HookBase):
     def _save(self, names) -> None:
         t = self.trainer
         model = t.scored_model  # the weights test and infer will use (the EMA when one is kept)
-        bad = [n for n, p in unwrap(model).state_dict().items()
-               if torch.is_floating_point(p) and not torch.isfinite(p).all()]
+        bad = non_finite_keys(unwrap(model).state_dict())
         if bad:
             raise FloatingPointError(f"weights became non-finite ({bad[:3]}…) at epoch {t.epoch + 1}; "
                                      f"not overwriting {t.last_checkpoint or 'any checkpoint'}")

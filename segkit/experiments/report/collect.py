@@ -14,9 +14,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
+from ...config import flatten_config
 from ..sweep import MANIFEST, TEST_JSON, read_manifest, short_keys
 
-__all__ = ["MISSING", "SummaryError", "RunResult", "number", "flatten", "read_epochs", "read_run",
+__all__ = ["MISSING", "SummaryError", "RunResult", "number", "read_epochs", "read_run",
            "collect_runs", "display", "varying_config_keys", "setting_columns"]
 
 MISSING = "—"
@@ -72,17 +73,6 @@ class RunResult:
 
 
 # --------------------------------------------------------------------------- reading runs
-def flatten(node: dict, prefix: str = "") -> Dict[str, Any]:
-    """``{"SOLVER": {"BASE_LR": 1e-4}}`` -> ``{"SOLVER.BASE_LR": 1e-4}``, as keys are written on the command line."""
-    out: Dict[str, Any] = {}
-    for key, value in node.items():
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def read_epochs(path: str) -> List[dict]:
     """Epoch records, one per epoch (the last if logged twice); lines cut short by a kill are skipped."""
     if not os.path.isfile(path):
@@ -115,7 +105,7 @@ def read_run(path: str, **known: Any) -> RunResult:
     config_path = os.path.join(path, "config.yaml")
     if os.path.isfile(config_path):
         with open(config_path, encoding="utf-8") as f:
-            run.config = flatten(yaml.safe_load(f) or {})
+            run.config = flatten_config(yaml.safe_load(f) or {})
     run.epochs = read_epochs(os.path.join(path, "metrics.jsonl"))
     run.test = _read_json(os.path.join(path, TEST_JSON))
     # A sweep calls a run finished in an earlier call "skipped"; here only the files count.
