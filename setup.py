@@ -1,16 +1,45 @@
 """segkit: semantic segmentation from one config file."""
 import re
+import shutil
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
-version = re.search(r'__version__ = "([^"]+)"', Path("segkit/__init__.py").read_text()).group(1)
+HERE = Path(__file__).resolve().parent
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+class BuildWithConfigs(build_py):
+    """Copy the top-level ``configs/`` into the built package as ``segkit/configs/`` (as detectron2
+    does with its model zoo): a wheel then carries the configs that ``segkit train NAME`` finds,
+    while git holds one copy. Editable installs read ``configs/`` beside the package instead."""
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        source = HERE / "configs"
+        target = Path(self.build_lib) / "segkit" / "configs"
+        if target.exists():
+            shutil.rmtree(target)  # a config deleted from the repo leaves no stale copy behind
+        for path in sorted(source.rglob("*")):
+            if path.is_file() and path.suffix in CONFIG_SUFFIXES:
+                out = target / path.relative_to(source)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, out)
+
+
+version = re.search(r'__version__ = "([^"]+)"', (HERE / "segkit" / "__init__.py").read_text()).group(1)
+readme = HERE / "README.md"
+DOCS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"]
+EXPORT = ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.3"]
 
 setup(
     name="segkit",
     version=version,
     description="Train, evaluate and serve semantic-segmentation models from one yacs config.",
-    long_description=Path("README.md").read_text(encoding="utf-8") if Path("README.md").exists() else "",
+    long_description=readme.read_text(encoding="utf-8") if readme.exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["segkit", "segkit.*"]),
@@ -30,12 +59,14 @@ setup(
         "pyyaml",
     ],
     # export: ONNX files (onnxscript for the dynamo exporter) and running them in onnxruntime.
-    # dev: the tests, the layer contracts (lint-imports), coverage.py, and export's packages so CI runs
-    # the export tests.
-    extras_require={"dev": ["pytest>=7", "import-linter>=2.1", "coverage>=7", "onnx>=1.16", "onnxruntime>=1.18",
-                            "onnxscript>=0.3"],
-                    "export": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.3"],
+    # docs: the MkDocs site (mkdocs build --strict), API pages from docstrings.
+    # dev: the tests, the layer contracts (lint-imports), coverage.py, build (the wheel test), and the
+    # export and docs packages so CI runs the export tests and builds the site.
+    extras_require={"dev": ["pytest>=7", "import-linter>=2.1", "coverage>=7", "build>=1.0"] + EXPORT + DOCS,
+                    "export": EXPORT,
+                    "docs": DOCS,
                     # benchmark --peer smp: the library users compare segkit with
                     "bench": ["segmentation-models-pytorch>=0.3"]},
     entry_points={"console_scripts": ["segkit=segkit.commands:main"]},
+    cmdclass={"build_py": BuildWithConfigs},
 )

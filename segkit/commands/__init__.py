@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Tuple
 from .. import __version__
 from .errors import report_errors, stdout_closed
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "build_parsers", "main"]
 
 # command name -> module of this package. Modules import their heavy dependencies inside run(),
 # so building the parser (and `segkit --help`) stays quick and one command's optional
@@ -34,6 +34,7 @@ COMMANDS = {
     "export": "export",
     "check-data": "check_data",
     "list": "list_registry",
+    "config": "config",
     "sweep": "sweep",
     "summarize": "summarize",
     "benchmark": "benchmark",
@@ -54,10 +55,12 @@ def _description(module) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """``segkit`` with one sub-parser per command (each prog is ``segkit <command>``)."""
-    return _build()[0]
+    return build_parsers()[0]
 
 
-def _build() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.ArgumentParser]]:
+def build_parsers() -> Tuple[argparse.ArgumentParser, Dict[str, argparse.ArgumentParser]]:
+    """``segkit``'s parser and each command's own, by name (the docs' command reference and the
+    check of the commands the docs show parse with these)."""
     parser = argparse.ArgumentParser(
         prog="segkit", formatter_class=_Formatter,
         description="Train, evaluate and serve semantic-segmentation models from one YAML config.",
@@ -92,7 +95,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _main(argv: Optional[List[str]]) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser, subparsers = _build()
+    parser, subparsers = build_parsers()
     if not argv:
         parser.print_help(sys.stderr)
         return 2

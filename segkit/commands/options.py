@@ -18,7 +18,8 @@ OVERRIDES_HELP = "config overrides as KEY VALUE pairs, e.g. SOLVER.EPOCHS 10 DAT
 _KEY = re.compile(r"[A-Z][A-Z0-9_]*(\.[A-Z][A-Z0-9_]*)*")
 
 
-def add_config(parser: argparse.ArgumentParser, help: str = "experiment YAML file") -> None:
+def add_config(parser: argparse.ArgumentParser,
+               help: str = "experiment YAML file, or the name of a packaged config (segkit list configs)") -> None:
     parser.add_argument("config", help=help)
 
 

@@ -1,5 +1,6 @@
 """Train a model from a config.
 
+    segkit train quickstart                        # a packaged config, by name (segkit list configs)
     segkit train configs/unet_aug_cosine.yaml DATA.ROOT /data/pets SOLVER.EPOCHS 10
     segkit train configs/unet_aug_cosine.yaml --resume            # OUTPUT_DIR/last.pth
     segkit train configs/unet_aug_cosine.yaml --resume work_dirs/x/last.pth

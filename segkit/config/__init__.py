@@ -17,11 +17,13 @@ import yaml
 from yacs.config import CfgNode as CN
 
 from ..utils.files import atomic_write_text
+from .catalog import UnknownConfigError, config_dir, config_names, resolve_config
 from .defaults import get_default_config
 from .validate import config_problems
 
 __all__ = ["CN", "ConfigError", "get_default_config", "load_config", "merge_dict", "merge_overrides",
-           "dump_config", "flatten_config", "parse_value", "validate_config"]
+           "dump_config", "flatten_config", "parse_value", "validate_config", "resolve_config", "config_names",
+           "config_dir", "UnknownConfigError"]
 
 BASE_KEY = "_BASE_"
 # Larger than any config: a file this big is something else given in its place.
@@ -243,10 +245,12 @@ def merge_overrides(cfg: CN, overrides: Sequence[str]) -> CN:
 def load_config(path: Optional[str] = None, overrides: Iterable[str] = (), freeze: bool = True,
                 validate: bool = True) -> CN:
     """Defaults, then ``path`` with its ``_BASE_`` chain, then ``overrides``; checked against the
-    ranges of ``validate.RULES`` (unless ``validate`` is False) and frozen by default."""
+    ranges of ``validate.RULES`` (unless ``validate`` is False) and frozen by default. ``path`` is
+    a file or the name of a packaged config (``quickstart``, ``report/lr``: see ``catalog``)."""
     cfg = get_default_config()
     overrides = list(overrides)
     if path:
+        path = resolve_config(path)
         merge_dict(cfg, load_yaml_with_base(path), where=f"config file '{path}'")
     merge_overrides(cfg, overrides)
     if validate:

@@ -18,11 +18,11 @@ import numpy as np
 from PIL import Image
 
 from ..registry import DATASETS
+from .cache import default_cache_dir
 from .oxford_pet import OxfordPet
 
-__all__ = ["generate_synthetic_pets", "SyntheticPets", "DEFAULT_SYNTHETIC_ROOT"]
+__all__ = ["generate_synthetic_pets", "SyntheticPets", "default_synthetic_root"]
 
-DEFAULT_SYNTHETIC_ROOT = "work_dirs/synthetic_pets"
 PARAMS_FILE = "synthetic.json"
 # Bump when the drawing changes, so stale folders are regenerated rather than reused.
 GENERATOR_VERSION = 1
@@ -153,6 +153,14 @@ def _is_generated(root: str) -> bool:
             and set(os.listdir(root)) <= {"images", "annotations", PARAMS_FILE})
 
 
+def default_synthetic_root(num_trainval: int, num_test: int, image_size: int, seed: int) -> str:
+    """Where the dataset goes when DATA.ROOT is empty: the user's cache folder (see
+    ``default_cache_dir``), one folder per parameter set, so an installed segkit never writes
+    into site-packages or the working folder and two configs never regenerate each other's data."""
+    name = f"pets-v{GENERATOR_VERSION}-{num_trainval}+{num_test}-{image_size}px-seed{seed}"
+    return os.path.join(default_cache_dir(), "synthetic", name)
+
+
 def generate_synthetic_pets(root: str, num_trainval: int = 48, num_test: int = 16,
                             image_size: int = 160, seed: int = 0) -> str:
     """Write a synthetic Oxford-layout dataset at ``root`` (unless it is there already) and return root.
@@ -216,14 +224,16 @@ class SyntheticPets(OxfordPet):
 
     ``seed`` chooses the train/val split like OxfordPet's; ``data_seed`` chooses the pictures.
     ``download`` is accepted so a DATA.DATASET node written for oxford_pet still builds;
-    nothing is ever downloaded. ``strict`` and ``exclude`` work as in OxfordPet.
+    nothing is ever downloaded. ``strict`` and ``exclude`` work as in OxfordPet. An empty
+    ``root`` (DATA.ROOT) means the user's cache folder (``default_synthetic_root``).
     """
 
     def __init__(self, root: str, split: str, ignore_index: int = 255, val_fraction: float = 0.1,
                  seed: int = 42, boundary: str = "foreground", num_trainval: int = 48, num_test: int = 16,
                  image_size: int = 160, data_seed: int = 0, download: bool = False, strict: bool = True,
                  exclude: Iterable[str] = ()):
-        root = generate_synthetic_pets(root or DEFAULT_SYNTHETIC_ROOT, num_trainval=num_trainval,
-                                       num_test=num_test, image_size=image_size, seed=data_seed)
+        root = generate_synthetic_pets(root or default_synthetic_root(num_trainval, num_test, image_size, data_seed),
+                                       num_trainval=num_trainval, num_test=num_test, image_size=image_size,
+                                       seed=data_seed)
         super().__init__(root, split, ignore_index=ignore_index, val_fraction=val_fraction,
                          seed=seed, boundary=boundary, download=False, strict=strict, exclude=exclude)

@@ -4,7 +4,7 @@ The image goes through the evaluation transforms (``build_transforms(cfg, train=
 the network sees exactly what it saw in tools/test.py; the logits are resized back bilinearly
 to the input's size before thresholding, which is how ``--resolution original`` scores.
 
-    predictor = Predictor("configs/quickstart.yaml", "work_dirs/quickstart/best.pth")
+    predictor = Predictor("quickstart", "work_dirs/quickstart/best.pth")  # a config file or packaged name
     result = predictor("cat.jpg")          # or a PIL image, or an (H, W[, C]) array
     result.mask                            # (H, W) uint8 labels, 1 = pet for binary models
     result.prob                            # (H, W) foreground probability, or (C, H, W)
@@ -60,8 +60,9 @@ def _load_cfg(config):
 
 
 class Predictor:
-    """``Predictor(config, checkpoint)``: config is a YAML path or a CfgNode; checkpoint a .pth
-    written by training, or an exported ``.onnx`` file (run with onnxruntime).
+    """``Predictor(config, checkpoint)``: config is a YAML path, a packaged config name or a
+    CfgNode; checkpoint a .pth written by training, or an exported ``.onnx`` file (run with
+    onnxruntime).
 
     ``device``: "auto" follows the config's DEVICE. ``precision``: "auto" follows SOLVER.AMP as
     evaluation does (by default bf16 autocast on CUDA and on CPUs with native bf16, fp32

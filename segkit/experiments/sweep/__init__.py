@@ -11,7 +11,7 @@ run's config. The command line is ``segkit sweep`` (segkit.commands.sweep).
     sweep = load_sweep("configs/report/lr.yaml", overrides=["DATA.ROOT", "/data/pets"])
     run_sweep(sweep, jobs=2)
 """
-from .files import compose_config, load_sweep, validate
+from .files import compose_config, load_sweep, read_sweep_file, validate
 from .grid import (DEFAULT_OUTPUT_ROOT, GROUP_DIRS, Run, Sweep, SweepError, expand, parse_grid_arg, run_name,
                    run_overrides, short_keys, split_values)
 from .manifest import LOG, MANIFEST, TEST_JSON, Manifest, read_manifest
@@ -19,5 +19,5 @@ from .runner import dry_run, execute, run_sweep
 
 __all__ = ["Sweep", "Run", "SweepError", "parse_grid_arg", "split_values", "short_keys", "run_name",
            "expand", "load_sweep", "run_sweep", "dry_run", "execute", "read_manifest", "Manifest",
-           "compose_config", "validate", "run_overrides",
+           "compose_config", "validate", "run_overrides", "read_sweep_file",
            "GROUP_DIRS", "DEFAULT_OUTPUT_ROOT", "MANIFEST", "TEST_JSON", "LOG"]

@@ -16,7 +16,7 @@ from typing import Any, List, Optional, Sequence
 
 import yaml
 
-from ...config import load_config, parse_value
+from ...config import config_dir, load_config, parse_value, resolve_config
 from ...utils.files import atomic_write_text
 from .grid import (DEFAULT_OUTPUT_ROOT, GROUP_DIRS, Run, Sweep, SweepError, is_word, parse_grid_arg, run_overrides,
                    run_picks, value_text)
@@ -26,21 +26,17 @@ __all__ = ["RUN_CONFIG", "SWEEP_FILE_KEYS", "configs_dir", "group_file", "compos
 
 RUN_CONFIG = "sweep_config.yaml"
 SWEEP_FILE_KEYS = ("BASE", "GRID", "OVERRIDES", "NAME", "OUTPUT_ROOT", "GROUP_BY", "TITLE")
-_PACKAGE = Path(__file__).resolve().parents[2]  # segkit/
 
 
 def configs_dir(base: str) -> Path:
     """The folder holding ``_base_/``: the nearest one above the base config, else segkit's own
-    (inside the package when installed from a wheel, beside it in a checkout)."""
+    packaged configs."""
     for folder in Path(base).resolve().parents:
         if (folder / "_base_").is_dir():
             return folder
         if (folder / "configs" / "_base_").is_dir():
             return folder / "configs"
-    for folder in (_PACKAGE / "configs", _PACKAGE.parent / "configs"):
-        if (folder / "_base_").is_dir():
-            return folder
-    return _PACKAGE.parent / "configs"
+    return config_dir()
 
 
 def group_file(sweep: Sweep, key: str, value: Any) -> str:
@@ -153,7 +149,9 @@ def _take_picks(sweep: Sweep) -> None:
 def load_sweep(config: str, grid_args: Sequence[str] = (), overrides: Sequence[str] = (),
                name: Optional[str] = None, output_root: Optional[str] = None,
                plugins: Sequence[str] = ()) -> Sweep:
-    """A sweep from a base config or a sweep file plus command-line grid axes and overrides."""
+    """A sweep from a base config or a sweep file (a path or a packaged name such as ``report/lr``)
+    plus command-line grid axes and overrides."""
+    config = resolve_config(config)
     data = read_sweep_file(config)
     sweep = _from_sweep_file(config, data) if data is not None else Sweep(base=config, name=Path(config).stem)
     for text in grid_args:
