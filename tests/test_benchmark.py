@@ -43,10 +43,10 @@ def _own_cache(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_throughput_with_baseline_and_onnx(tmp_path, synthetic_root, capsys):
+def test_throughput_with_baseline_onnx_and_int8(tmp_path, synthetic_root, capsys):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    result, stdout = benchmark(tmp_path, synthetic_root, capsys, "--baseline", "--onnx", *FAST,
+    result, stdout = benchmark(tmp_path, synthetic_root, capsys, "--baseline", "--onnx", "--int8", *FAST,
                                "--json-out", str(tmp_path / "res" / "bench.json"))
     assert json.loads((tmp_path / "res" / "bench.json").read_text()) == result
     assert result["config"] == CONFIG and "INPUT.SIZE" in result["overrides"]
@@ -57,12 +57,17 @@ def test_throughput_with_baseline_and_onnx(tmp_path, synthetic_root, capsys):
         assert positive(result[key]), key
     assert set(result["baseline"]) == {"train_img_s", "infer_img_s", "latency_ms", "loader_img_s"}
     assert all(positive(v) for v in result["baseline"].values())
-    assert set(result["onnx"]) == {"infer_img_s", "latency_ms"} and all(map(positive, result["onnx"].values()))
+    for key in ("onnx", "int8"):  # onnxruntime fp32 and INT8, each with its ratios over segkit's own path
+        assert set(result[key]) == {"infer_img_s", "latency_ms", "vs_segkit"}
+        assert positive(result[key]["infer_img_s"]) and positive(result[key]["latency_ms"])
+        assert result[key]["vs_segkit"] == {"infer": result[key]["infer_img_s"] / result["infer_img_s"],
+                                            "latency": result["latency_ms"] / result[key]["latency_ms"]}
     assert set(result["ratios"]) == {"train", "infer", "latency", "loader", "onnx_infer", "onnx_latency"}
     assert all(positive(v) for v in result["ratios"].values())
     assert result["ratios"]["train"] == result["train_img_s"] / result["baseline"]["train_img_s"]
     assert "segkit benchmark: " + CONFIG in stdout and "round 1: segkit train" in stdout
-    assert "plain loop" in stdout and "latency ms (batch 1)" in stdout and "onnxruntime (fp32)" in stdout
+    assert "plain loop" in stdout and "latency ms (batch 1)" in stdout and "onnxruntime fp32: eval" in stdout
+    assert "onnxruntime INT8: eval" in stdout
     # The allocator setting is process-wide: the output says the plain loop ran with it too.
     assert result["malloc_keep_freed"] is (platform.libc_ver()[0] == "glibc")
     assert ("MALLOC_KEEP_FREED False" in stdout) is result["malloc_keep_freed"]

@@ -8,7 +8,7 @@ import pytest
 from segkit.config import UnknownConfigError, config_dir, config_names, load_config, resolve_config
 from segkit.experiments.sweep import load_sweep
 
-from .conftest import REPO, run_subprocess
+from .conftest import REPO
 
 SWEEP_FILES = {"report/augment", "report/batch_size", "report/best", "report/lr"}
 

@@ -53,6 +53,7 @@ class BenchmarkOptions:
     peer: Optional[str] = None       # a name of PEERS: its model in the plain loop, fp32 and fast
     compile: bool = False            # torch.compile segkit's training forward
     onnx: bool = False               # also time onnxruntime inference of the exported model
+    int8: bool = False               # also time onnxruntime inference of its static INT8 version
     to_dice: Optional[float] = None  # time-to-quality instead: train both until test Dice >= this
     max_epochs: int = 30             # with to_dice: give up after this many epochs
 
@@ -147,11 +148,14 @@ def _run(cfg, o: BenchmarkOptions, label: str) -> Dict:
                                                 o.latency_repeats),
                   loader_img_s=measure.loader_img_s(run.loader, run.set_epoch, o.loader_batches))
     result["loader_over_train"] = ratio(result["loader_img_s"], result["train_img_s"])
-    if o.onnx:
-        ort = run.onnx_model(image)
-        result["onnx"] = {"infer_img_s": measure.eval_img_s(lambda batch: ort(batch["image"]) > 0, run.test_loader,
-                                                            o.infer_batches, device),
-                          "latency_ms": measure.latency_ms(ort, image, None, False, device, o.latency_repeats)}
+    for key, wanted in (("onnx", o.onnx), ("int8", o.int8)):
+        if wanted:  # segkit's own path above, then onnxruntime on the same images
+            ort = run.onnx_model(image, int8=key == "int8")
+            result[key] = {"infer_img_s": measure.eval_img_s(lambda batch: ort(batch["image"]) > 0, run.test_loader,
+                                                             o.infer_batches, device),
+                           "latency_ms": measure.latency_ms(ort, image, None, False, device, o.latency_repeats)}
+            result[key]["vs_segkit"] = {"infer": ratio(result[key]["infer_img_s"], result["infer_img_s"]),
+                                        "latency": ratio(result["latency_ms"], result[key]["latency_ms"])}
     if plain:
         add_baseline(result, {
             "train_img_s": max(base["train"]), "infer_img_s": max(base["infer"]),

@@ -74,9 +74,11 @@ def print_table(r: Dict) -> None:
         base = f"{b[key]:>12.2f}" if key in b else f"{'-':>12}"
         rat = f"{r['ratios'][rkey]:>7.2f}x" if b and r["ratios"].get(rkey) else f"{'-':>8}"
         print(f"{label:<22}{r[key]:>10.2f}{base}{rat}")
-    if "onnx" in r:
-        print(f"onnxruntime (fp32): eval {r['onnx']['infer_img_s']:.2f} img/s, "
-              f"latency {r['onnx']['latency_ms']:.2f} ms at batch 1")
+    for key, name in (("onnx", "onnxruntime fp32"), ("int8", "onnxruntime INT8")):
+        if key in r:
+            o = r[key]
+            print(f"{name}: eval {o['infer_img_s']:.2f} img/s ({o['vs_segkit']['infer']:.2f}x segkit), "
+                  f"latency {o['latency_ms']:.2f} ms at batch 1 ({o['vs_segkit']['latency']:.2f}x segkit)")
     if "peer" in r:
         p = r["peer"]
         print(f"{p['name']} Unet(resnet34) in the plain loop: fp32 {p['train_img_s_fp32']:.2f} img/s "

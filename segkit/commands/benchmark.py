@@ -3,6 +3,7 @@ peak memory; optionally against a plain PyTorch loop and a peer library's model.
 
     segkit benchmark configs/resnet34_unet_aug_cosine.yaml DATA.ROOT /data/pets INPUT.SIZE 128 --baseline
     segkit benchmark configs/unet_aug_cosine.yaml DATA.ROOT /data/pets --baseline --onnx
+    segkit benchmark resnet34_unet_aug_cosine DATA.ROOT /data/pets INPUT.SIZE 128 --onnx --int8
     segkit benchmark configs/resnet34_unet_light_aug_cosine.yaml DATA.ROOT /data/pets --baseline --peer smp
     segkit benchmark configs/resnet34_unet_aug_cosine.yaml DATA.ROOT /data/pets --to-dice 0.80
 
@@ -48,6 +49,9 @@ def add_arguments(parser) -> None:
                         help="torch.compile segkit's training forward (compile time reported)")
     parser.add_argument("--onnx", action="store_true",
                         help="also time inference of the model exported to ONNX and run by onnxruntime (fp32)")
+    parser.add_argument("--int8", action="store_true",
+                        help="also time onnxruntime inference of the model quantized to static INT8 (as segkit "
+                             "export --quantize int8 makes it, calibrated on 16 training images)")
     parser.add_argument("--to-dice", type=float, default=None, metavar="D",
                         help="time-to-quality instead: train segkit and the plain loop until test Dice >= D")
     parser.add_argument("--max-epochs", type=int, default=30,
@@ -62,7 +66,7 @@ def run(args) -> int:
     options = BenchmarkOptions(
         baseline=args.baseline, warmup=args.warmup, steps=args.steps, rounds=args.rounds,
         infer_batches=args.infer_batches, latency_repeats=args.latency_repeats,
-        loader_batches=args.loader_batches, peer=args.peer, compile=args.compile, onnx=args.onnx,
+        loader_batches=args.loader_batches, peer=args.peer, compile=args.compile, onnx=args.onnx, int8=args.int8,
         to_dice=args.to_dice, max_epochs=args.max_epochs)
     cfg = load_setup(args, training=False)
     check_output_file("--json-out", args.json_out, cfg.DATA.ROOT, inputs=[args.config])

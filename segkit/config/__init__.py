@@ -18,7 +18,7 @@ from yacs.config import CfgNode as CN
 
 from ..utils.files import atomic_write_text
 from .catalog import UnknownConfigError, config_dir, config_names, resolve_config
-from .defaults import get_default_config
+from .defaults import INT_OR_PAIR_KEYS, get_default_config
 from .validate import config_problems
 
 __all__ = ["CN", "ConfigError", "get_default_config", "load_config", "merge_dict", "merge_overrides",
@@ -136,6 +136,8 @@ def _type_name(v: Any) -> str:
 
 def _check_type(full_key: str, old: Any, new: Any, where: str) -> Any:
     """Accept ``new`` for a key whose default is ``old``, converting lossless cases only."""
+    if full_key in INT_OR_PAIR_KEYS and isinstance(new, (int, list, tuple)) and not isinstance(new, bool):
+        return list(new) if isinstance(new, tuple) else new  # the range check (validate) sees the rest
     if old is None or type(old) is type(new):
         return new
     if isinstance(old, float) and isinstance(new, int) and not isinstance(new, bool):

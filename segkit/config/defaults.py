@@ -232,6 +232,23 @@ _C.TEST.THRESHOLD = 0.5
 # the untouched mask: the number a user gets) or "both" (original ones under orig_* keys).
 _C.TEST.RESOLUTION = "network"
 
+# How an image meets the network in evaluation, ``segkit test``/``infer`` and the Predictor:
+# "whole" resizes it to INPUT.SIZE; "slide" scores it at its own pixels (after TEST.SCALE)
+# with overlapping CROP_SIZE windows STRIDE apart, their logits averaged, windows batched
+# TEST.BATCH_SIZE at a time. Slide mode always scores at each image's own size, whatever
+# TEST.RESOLUTION says: use it for photos, slides or tiles much larger than INPUT.SIZE.
+_C.TEST.MODE = "whole"
+# Window size: an int for square windows or an [h, w] pair; a multiple of the model's output
+# stride, no larger than the (scaled) images. 0: INPUT.SIZE.
+_C.TEST.CROP_SIZE = 0
+# Step between windows: an int or an [h, w] pair, at most CROP_SIZE. 0: two thirds of CROP_SIZE.
+_C.TEST.STRIDE = 0
+# Resize each image by this factor before sliding (1.0: native pixels; 0.5: half size).
+_C.TEST.SCALE = 1.0
+# How overlapping windows are averaged: "uniform", or "gaussian" (window centres weigh more,
+# so window borders do not show as seams).
+_C.TEST.SLIDE_WEIGHT = "uniform"
+
 # Test-time augmentation for evaluation and the Predictor: logits averaged over the listed
 # input scales, each also horizontally flipped when FLIP. FLIP False and SCALES [1.0]: off.
 _C.TEST.TTA = CN()
@@ -263,6 +280,10 @@ _C.HOOKS = [
 
 # Hooks of your own, run after the standard ones: {NAME: <HOOKS name>, <kwarg>: value}.
 _C.CUSTOM_HOOKS = []
+
+
+# Keys that take an int or an [h, w] pair (the type check accepts either, whatever the default).
+INT_OR_PAIR_KEYS = ("TEST.CROP_SIZE", "TEST.STRIDE")
 
 
 def get_default_config() -> CN:

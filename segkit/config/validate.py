@@ -23,6 +23,8 @@ __all__ = ["RULES", "RELATIONS", "MAX_INPUT_SIZE", "config_problems"]
 # gigabytes per image). Larger photos are downscaled to it; crop or tile to go finer.
 MAX_INPUT_SIZE = 2048
 MIN_INPUT_SIZE = 16
+# Sliding windows at most this large on a side (a window goes through the model whole).
+MAX_WINDOW = 8192
 # Datasets shipped with segkit: every image is read as RGB (utils.images.load_rgb).
 RGB_DATASETS = ("oxford_pet", "synthetic", "folder")
 # Both hook lists: keyword rules name the hooks shipped with segkit (a user's own hook may give
@@ -77,6 +79,17 @@ def one_of(*choices, any_case: bool = False) -> Check:
 def matches(pattern: str, expected: str) -> Check:
     regex = re.compile(pattern)
     return lambda v: None if isinstance(v, str) and regex.fullmatch(v) else expected
+
+
+def int_or_pair(lo: int, hi: int, note: str = "") -> Check:
+    """An integer in [lo, hi] or an [h, w] pair of them."""
+    expected = f"an integer in [{lo}, {hi}] or an [h, w] pair of them {note}".rstrip()
+
+    def fits(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+    return lambda v: None if fits(v) or (isinstance(v, (list, tuple)) and len(v) == 2 and all(map(fits, v))) \
+        else expected
 
 
 def optional(check: Check) -> Check:
@@ -185,6 +198,11 @@ RULES: Sequence[Tuple[str, Check]] = (
     ("TEST.BATCH_SIZE", integer(1)),
     ("TEST.THRESHOLD", PROBABILITY),
     ("TEST.RESOLUTION", one_of("network", "original", "both")),
+    ("TEST.MODE", one_of("whole", "slide")),
+    ("TEST.CROP_SIZE", int_or_pair(0, MAX_WINDOW, "(0: INPUT.SIZE)")),
+    ("TEST.STRIDE", int_or_pair(0, MAX_WINDOW, "(0: two thirds of TEST.CROP_SIZE)")),
+    ("TEST.SCALE", number(0.05, 8)),
+    ("TEST.SLIDE_WEIGHT", one_of("uniform", "gaussian")),
     ("TEST.TTA.SCALES", non_empty("at least one scale ([1.0]: no rescaling)")),
     ("TEST.TTA.SCALES[*]", number(0.25, 4)),
     (f"{HOOKS}[*]", component),
@@ -243,6 +261,17 @@ def _warmup(cfg) -> Optional[str]:
     return None
 
 
+def _slide(cfg) -> Optional[str]:
+    t = cfg.TEST
+    if any(isinstance(v, list) and 0 in v for v in (t.CROP_SIZE, t.STRIDE)):
+        return "TEST.CROP_SIZE and TEST.STRIDE pairs must be [h, w] of positive sizes (0 alone means the default)"
+    crop, stride = ([v, v] if isinstance(v, int) else list(v) for v in (t.CROP_SIZE or cfg.INPUT.SIZE, t.STRIDE))
+    if t.STRIDE and any(s > c for s, c in zip(stride, crop)):
+        return (f"TEST.STRIDE is {t.STRIDE!r} but TEST.CROP_SIZE is {t.CROP_SIZE or cfg.INPUT.SIZE!r}: a stride "
+                f"larger than the window leaves pixels between windows unscored; it must be <= the crop size")
+    return None
+
+
 def _eta_min(cfg) -> Optional[str]:
     eta = cfg.SOLVER.SCHEDULER.get("ETA_MIN")
     if _is_number(eta) and eta > cfg.SOLVER.BASE_LR:
@@ -260,6 +289,7 @@ RELATIONS: Sequence[Tuple[Tuple[str, ...], Callable[[Any], Optional[str]]]] = (
     (("DATA.DATASET", "MODEL.NUM_CLASSES"), _boundary_class),
     (("SOLVER.WARMUP_EPOCHS", "SOLVER.EPOCHS", "SOLVER.SCHEDULER"), _warmup),
     (("SOLVER.SCHEDULER", "SOLVER.BASE_LR"), _eta_min),
+    (("TEST.CROP_SIZE", "TEST.STRIDE", "INPUT.SIZE"), _slide),
 )
 
 

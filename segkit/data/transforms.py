@@ -111,8 +111,9 @@ def resize_transform(size: int) -> A.Resize:
                     area_for_downscale="image")
 
 
-def build_transforms(cfg, train: bool) -> A.Compose:
+def build_transforms(cfg, train: bool, resize: bool = True) -> A.Compose:
     """Resize to INPUT.SIZE, the configured augmentations, then normalise and make tensors.
+    ``resize`` False keeps each image's own size (sliding-window inference).
 
     The Compose is seeded with SEED (albumentations ignores the global random state);
     loader workers reseed their copy so each produces its own reproducible stream.
@@ -120,7 +121,7 @@ def build_transforms(cfg, train: bool) -> A.Compose:
     key = "INPUT.TRAIN_TRANSFORMS" if train else "INPUT.TEST_TRANSFORMS"
     nodes: Sequence[Mapping[str, Any]] = cfg.INPUT.TRAIN_TRANSFORMS if train else cfg.INPUT.TEST_TRANSFORMS
     # A no-op on items the data cache (segkit.data.cache) has already resized.
-    steps = [resize_transform(int(cfg.INPUT.SIZE))]
+    steps = [resize_transform(int(cfg.INPUT.SIZE))] if resize else []
     for i, node in enumerate(nodes):
         steps.append(build_transform(node, cfg.DATA.IGNORE_INDEX, where=f"{key}[{i}]"))
     steps += [A.Normalize(mean=list(cfg.INPUT.MEAN), std=list(cfg.INPUT.STD), max_pixel_value=255.0),

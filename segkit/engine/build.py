@@ -6,21 +6,50 @@ import logging
 
 import torch
 
+from ..data import build_transforms
 from ..models import build_model
 from .checkpoint import load_model_weights
+from .compat import check_checkpoint_config
 from .evaluator import Evaluator
 from .precision import amp_dtype
+from .slide import SlidingWindow
 
-__all__ = ["build_evaluator", "prepare_model"]
+__all__ = ["build_evaluator", "build_sliding_window", "prepare_model", "load_for_inference"]
 
 logger = logging.getLogger(__name__)
+
+
+def build_sliding_window(cfg):
+    """TEST.MODE slide's window settings with the evaluation transforms minus their resize as the
+    normalisation; None for TEST.MODE whole."""
+    if cfg.TEST.MODE != "slide":
+        return None
+    transform = build_transforms(cfg, train=False, resize=False)
+    return SlidingWindow.from_config(cfg, normalize=lambda rgb: transform(image=rgb)["image"].float())
 
 
 def build_evaluator(cfg, loss_fn) -> Evaluator:
     return Evaluator(loss_fn, num_classes=cfg.MODEL.NUM_CLASSES, ignore_index=cfg.DATA.IGNORE_INDEX,
                      threshold=cfg.TEST.THRESHOLD, amp_dtype=amp_dtype(cfg),
                      channels_last=cfg.MODEL.CHANNELS_LAST, tta_flip=cfg.TEST.TTA.FLIP,
-                     tta_scales=cfg.TEST.TTA.SCALES, resolution=cfg.TEST.RESOLUTION)
+                     tta_scales=cfg.TEST.TTA.SCALES, resolution=cfg.TEST.RESOLUTION,
+                     slide=build_sliding_window(cfg))
+
+
+def load_for_inference(cfg, path: str, device: torch.device, check_config: bool = True):
+    """``(model, device, onnx)`` for a checkpoint (.pth) or an exported ``.onnx`` file (fp32 or INT8,
+    run by onnxruntime on the CPU). Either is refused when it was made with other model-defining
+    settings than ``cfg`` (``compat``; an .onnx carries its config in its metadata)."""
+    if str(path).endswith(".onnx"):
+        from .onnx_model import OnnxRuntimeModel  # optional dependency: onnxruntime
+
+        model = OnnxRuntimeModel(str(path))
+        if check_config:
+            check_checkpoint_config(cfg, str(path), ckpt={"config": model.config_text})
+        return model, torch.device("cpu"), True
+    if check_config:
+        check_checkpoint_config(cfg, str(path))
+    return prepare_model(cfg, device, weights=str(path)), device, False
 
 
 def prepare_model(cfg, device: torch.device, weights: str = None) -> torch.nn.Module:

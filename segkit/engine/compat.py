@@ -118,7 +118,8 @@ def check_checkpoint_config(cfg, checkpoint: str, ckpt: Optional[dict] = None) -
              "use the config.yaml the training run wrote beside its checkpoints"]
     if overrides:
         fixes.append(f"add the checkpoint's values as overrides: {overrides}")
-    raise CheckpointError(f"Checkpoint '{checkpoint}' was trained with other model settings than the config "
+    what = "ONNX model" if str(checkpoint).endswith(".onnx") else "Checkpoint"
+    raise CheckpointError(f"{what} '{checkpoint}' was trained with other model settings than the config "
                           f"gives: {listed}. These keys change what the model computes; "
                           f"{', or '.join(fixes)}")
 

@@ -6,8 +6,7 @@ from typing import Dict, Optional
 from ..data import build_dataloader, denormalize
 from ..losses import build_loss
 from ..visualize import PredictionWriter
-from .build import build_evaluator, prepare_model
-from .compat import check_checkpoint_config
+from .build import build_evaluator, load_for_inference
 from .evaluator import summary_keys
 from ..utils.device import resolve_device
 
@@ -16,8 +15,9 @@ __all__ = ["evaluate_checkpoint"]
 
 def evaluate_checkpoint(cfg, checkpoint: str, split: str = "test", out_dir: Optional[str] = None,
                         check_config: bool = True) -> Dict:
-    """Loss and every metric over ``split`` for the weights in ``checkpoint``, at the resolution
-    and with the test-time augmentation TEST.RESOLUTION / TEST.TTA ask for.
+    """Loss and every metric over ``split`` for the weights in ``checkpoint`` (a .pth, or an
+    exported .onnx file, fp32 or INT8), at the resolution, mode and test-time augmentation
+    TEST.RESOLUTION / TEST.MODE / TEST.TTA ask for.
 
     ``out_dir`` also receives each image's mask and overlay, ``per_image.csv`` (worst first)
     and ``best_worst.png`` (see segkit.visualize); drawn at the original size when that is scored.
@@ -27,12 +27,11 @@ def evaluate_checkpoint(cfg, checkpoint: str, split: str = "test", out_dir: Opti
     ``check_config``: refuse a checkpoint trained with other model-defining settings (MODEL.*,
     INPUT.SIZE/MEAN/STD, see ``compat.check_checkpoint_config``); False scores it anyway.
     """
-    if check_config:
-        check_checkpoint_config(cfg, checkpoint)
+    model, device, onnx = load_for_inference(cfg, checkpoint, resolve_device(cfg.DEVICE), check_config)
     writer = PredictionWriter(out_dir, cfg.MODEL.NUM_CLASSES, data_root=cfg.DATA.ROOT) if out_dir else None
-    device = resolve_device(cfg.DEVICE)
-    model = prepare_model(cfg, device, weights=checkpoint)
     evaluator = build_evaluator(cfg, build_loss(cfg))
+    if onnx:  # onnxruntime computes in the file's own precision, on NCHW float32 input
+        evaluator.amp_dtype, evaluator.channels_last = None, False
 
     def draw(record, image, pred, prob, net_image=None):
         if image is None:  # network size: draw on the de-normalised input

@@ -11,6 +11,9 @@ Scores can be taken at two resolutions:
 * **original**: the logits resized back bilinearly to each image's own size and compared with
   the untouched mask. This is the honest number: it is what a user of the model gets, and a
   resized mask loses thin structures. Its keys carry the ``orig_`` prefix when both are asked for.
+
+With a ``SlidingWindow`` (TEST.MODE slide) the network never sees a resized image: each
+original is scored window by window at its own pixels, and the scores are original-size ones.
 """
 from __future__ import annotations
 
@@ -99,9 +102,12 @@ class Evaluator:
 
     def __init__(self, loss_fn, num_classes: int = 1, ignore_index: int = 255, threshold: float = 0.5,
                  amp_dtype=None, channels_last: bool = False, keep_first: int = 4,
-                 tta_flip: bool = False, tta_scales: Sequence[float] = (1.0,), resolution: str = "network"):
+                 tta_flip: bool = False, tta_scales: Sequence[float] = (1.0,), resolution: str = "network",
+                 slide=None):
         if resolution not in RESOLUTIONS:
             raise ValueError(f"TEST.RESOLUTION '{resolution}' is not one of {list(RESOLUTIONS)}")
+        if slide is not None:
+            resolution = "original"  # windows over the original pixels: there is no network-size score
         self.loss_fn = loss_fn
         self.num_classes = num_classes
         self.ignore_index = ignore_index
@@ -111,6 +117,7 @@ class Evaluator:
         self.keep_first = keep_first
         self.tta_flip, self.tta_scales = bool(tta_flip), [float(s) for s in tta_scales]
         self.resolution = resolution
+        self.slide = slide
         self.records: List[dict] = []
         self.first_batch: Optional[Dict[str, torch.Tensor]] = None
 
@@ -127,6 +134,8 @@ class Evaluator:
         is scored), e.g. to write predictions out."""
         was_training = model.training
         model.eval()
+        if self.slide is not None:
+            self.slide.check_model(int(getattr(model, "output_stride", 1) or 1))
         net = wrap_tta(model, self.tta_flip, self.tta_scales)
         if self.resolution != "network":
             loader = with_original_size(loader)
@@ -157,6 +166,9 @@ class Evaluator:
                     out[f"{prefix}{key}_per_class"] = micro[f"{key}_per_class"]
         out["n"] = len(self.records)
         out["resolution"] = self.resolution
+        if self.slide is not None:
+            out["mode"] = {"slide": {"crop": list(self.slide.crop), "stride": list(self.slide.stride),
+                                     "scale": self.slide.scale}}
         if self.tta_flip or self.tta_scales != [1.0]:
             out["tta"] = {"flip": self.tta_flip, "scales": self.tta_scales}
         return out
@@ -178,6 +190,8 @@ class Evaluator:
         return rows
 
     def _run_batch(self, model, batch, device, on_image) -> None:
+        if self.slide is not None:
+            return self._run_slide(model, batch, device, on_image)
         images, masks, logits = forward_batch(model, batch, device, self.amp_dtype, self.channels_last)
         network = self._scores(logits, masks, "")
         if self.resolution == "network":
@@ -199,10 +213,31 @@ class Evaluator:
             if on_image is not None and self.resolution == "network":
                 self._emit(on_image, rows[i], name, None, logits[i], images[i])
         self.records.extend(rows)
+        self._keep_first(images, masks, logits)
+
+    def _keep_first(self, images, masks, logits) -> None:
         if self.first_batch is None and self.keep_first:
             k = self.keep_first
             self.first_batch = {"image": images[:k].float().cpu(), "mask": masks[:k].cpu(),
                                 "prob": probabilities(logits[:k]).cpu()}
+
+    def _run_slide(self, model, batch, device, on_image) -> None:
+        """Each original image window by window at its own size; the first batch for TensorBoard
+        is the network-size input with the slide logits resized to it."""
+        small = []
+        for i, (name, rgb, orig_mask) in enumerate(zip(batch["name"], batch["orig_image"], batch["orig_mask"])):
+            logits = self.slide(model, np.asarray(rgb), device, self.amp_dtype, self.channels_last, name=name)
+            target = torch.as_tensor(np.asarray(orig_mask), device=logits.device).long()[None]
+            row = {**self._scores(logits, target, "")[0], "name": name, "height": int(target.shape[-2]),
+                   "width": int(target.shape[-1])}
+            self.records.append(row)
+            if on_image is not None:
+                self._emit(on_image, row, name, rgb, logits[0])
+            if self.first_batch is None and i < self.keep_first:
+                small.append(self._resize(logits, batch["mask"].shape[-2:]).cpu())
+        if small:
+            k = len(small)
+            self._keep_first(batch["image"][:k], batch["mask"][:k], torch.cat(small))
 
     @staticmethod
     def _resize(logits: torch.Tensor, size) -> torch.Tensor:

@@ -5,7 +5,7 @@ file and checks it against the PyTorch model; ``OnnxRuntimeModel`` runs an expor
 wherever a segkit model is expected (the Predictor uses it for .onnx checkpoints).
 """
 from .exporters import EXPORTERS, FORMATS, ExportWrapper, export_model, export_onnx, export_torchscript, load_exported, max_abs_diff
-from .onnx_backend import OnnxRuntimeModel, require
+from ..engine.onnx_model import OnnxRuntimeModel, require
 from .check import export_and_check
 
 __all__ = ["ExportWrapper", "export_model", "export_onnx", "export_torchscript", "load_exported", "max_abs_diff",

@@ -55,7 +55,7 @@ def export_and_check(cfg, checkpoint: str, fmt: str, output: Optional[str] = Non
     output = output or default_output(checkpoint, fmt)
     gen = torch.Generator().manual_seed(int(cfg.SEED))
     example = torch.randn(1, cfg.MODEL.IN_CHANNELS, size, size, generator=gen)
-    export_model(model, fmt, output, example, dynamic=dynamic, exporter=exporter, opset=opset)
+    export_model(model, fmt, output, example, dynamic=dynamic, exporter=exporter, opset=opset, config=cfg.dump())
     exported = load_exported(output)
 
     checks = [("random", example)]

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 
 from ..engine.precision import main_output
-from .onnx_backend import OnnxRuntimeModel, require
+from ..engine.onnx_model import CONFIG_METADATA_KEY, OnnxRuntimeModel, require
 
-__all__ = ["ExportWrapper", "export_onnx", "export_torchscript", "export_model", "load_exported", "max_abs_diff",
+__all__ = ["ExportWrapper", "export_onnx", "set_metadata", "export_torchscript", "export_model", "load_exported", "max_abs_diff",
            "FORMATS", "EXPORTERS"]
 
 FORMATS = ("onnx", "torchscript")
@@ -50,9 +50,11 @@ def _prepared(model: torch.nn.Module) -> ExportWrapper:
 
 
 def export_onnx(model: torch.nn.Module, path: str, example: torch.Tensor, dynamic: bool = False,
-                exporter: str = "torchscript", opset: int = 17) -> str:
+                exporter: str = "torchscript", opset: int = 17, config: Optional[str] = None) -> str:
     """Write ``model`` as ONNX (input ``image``, output ``logits``); ``dynamic`` lets batch,
-    height and width vary, otherwise the file accepts ``example``'s shape only."""
+    height and width vary, otherwise the file accepts ``example``'s shape only. ``config`` (the
+    merged config's YAML) is stored in the file's metadata, so whoever serves it with another
+    config is told, as with a checkpoint."""
     if exporter not in EXPORTERS:
         raise ValueError(f"ONNX exporter must be one of {EXPORTERS}, got '{exporter}'")
     require("onnx", "exporting to ONNX")
@@ -73,8 +75,22 @@ def export_onnx(model: torch.nn.Module, path: str, example: torch.Tensor, dynami
                               output_names=["logits"], opset_version=opset,
                               dynamic_axes={"image": axes, "logits": axes} if dynamic else None)
     onnx = require("onnx", "checking the ONNX file")
+    if config is not None:
+        proto = onnx.load(path)
+        set_metadata(proto, {CONFIG_METADATA_KEY: config})
+        onnx.save(proto, path)
     onnx.checker.check_model(path)
     return path
+
+
+def set_metadata(proto, entries: Dict[str, str]) -> None:
+    """Add or replace ``entries`` in an ONNX model's ``metadata_props``."""
+    kept = [p for p in proto.metadata_props if p.key not in entries]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    for key, value in entries.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
 
 
 def export_torchscript(model: torch.nn.Module, path: str, example: torch.Tensor) -> str:
@@ -93,7 +109,7 @@ def export_torchscript(model: torch.nn.Module, path: str, example: torch.Tensor)
 
 
 def export_model(model: torch.nn.Module, fmt: str, path: str, example: torch.Tensor, dynamic: bool = False,
-                 exporter: str = "torchscript", opset: int = 17) -> str:
+                 exporter: str = "torchscript", opset: int = 17, config: Optional[str] = None) -> str:
     """Write ``model`` as ``fmt`` to ``path`` atomically: the exporter writes a temporary file beside
     it, which replaces ``path`` only once complete (a failed or interrupted export keeps the old file)."""
     if fmt not in FORMATS:
@@ -104,7 +120,7 @@ def export_model(model: torch.nn.Module, fmt: str, path: str, example: torch.Ten
     tmp = os.path.join(folder, f".{os.getpid()}.tmp.{os.path.basename(path)}")
     try:
         if fmt == "onnx":
-            export_onnx(model, tmp, example, dynamic=dynamic, exporter=exporter, opset=opset)
+            export_onnx(model, tmp, example, dynamic=dynamic, exporter=exporter, opset=opset, config=config)
         else:
             export_torchscript(model, tmp, example)
         os.replace(tmp, path)

@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import build_transforms
-from ..engine import prepare_model
-from ..engine.compat import check_checkpoint_config
+from ..engine.build import build_sliding_window, load_for_inference
 from ..engine.precision import amp_dtype, autocast_context, main_output
 from ..utils.device import resolve_device
 from ..engine.tta import wrap_tta
@@ -71,8 +70,11 @@ class Predictor:
 
     A .pth is refused when the config it was trained with differs from ``config`` on a key that
     changes what the model computes (MODEL.*, INPUT.SIZE/MEAN/STD/TEST_TRANSFORMS; see
-    ``segkit.engine.compat``); ``check_config=False`` runs it anyway. An .onnx file carries no
-    config and is not checked.
+    ``segkit.engine.compat``); ``check_config=False`` runs it anyway. An .onnx file (fp32 or
+    INT8) written by ``segkit export`` carries its config and is checked the same way.
+
+    TEST.MODE slide scores each image at its own pixels with overlapping windows (see
+    ``segkit.engine.slide``) instead of resizing it to INPUT.SIZE.
     """
 
     def __init__(self, config, checkpoint: str, device: str = "auto", precision: str = "auto",
@@ -85,16 +87,11 @@ class Predictor:
         self.batch_size = int(batch_size or cfg.TEST.BATCH_SIZE)
         self.transform = build_transforms(cfg, train=False)
         self.channels_last = bool(cfg.MODEL.CHANNELS_LAST)
-        if str(checkpoint).endswith(".onnx"):
-            from ..export import OnnxRuntimeModel  # optional dependency: onnxruntime
-
-            self.device, self.dtype, self.channels_last = torch.device("cpu"), None, False
-            model = OnnxRuntimeModel(str(checkpoint))
+        device = resolve_device(cfg.DEVICE if device == "auto" else device)
+        model, self.device, onnx = load_for_inference(cfg, str(checkpoint), device, check_config)
+        if onnx:
+            self.dtype, self.channels_last = None, False
         else:
-            if check_config:
-                check_checkpoint_config(cfg, str(checkpoint))
-            self.device = resolve_device(cfg.DEVICE if device == "auto" else device)
-            model = prepare_model(cfg, self.device, weights=str(checkpoint))
             if precision == "auto":  # as evaluation runs: SOLVER.AMP (bf16 where the hardware has it)
                 self.dtype = amp_dtype(cfg, self.device)
             elif precision in _PRECISIONS:
@@ -103,6 +100,9 @@ class Predictor:
                 raise ValueError(f"Predictor: precision '{precision}' is not one of "
                                  f"{['auto'] + sorted(_PRECISIONS)}")
         model.eval()
+        self.slide = build_sliding_window(cfg)
+        if self.slide is not None:
+            self.slide.check_model(int(getattr(model, "output_stride", 1) or 1))
         flip = cfg.TEST.TTA.FLIP if tta_flip is None else tta_flip
         scales = cfg.TEST.TTA.SCALES if tta_scales is None else tta_scales
         self.model = wrap_tta(model, flip, scales)
@@ -118,6 +118,9 @@ class Predictor:
     def predict_batch(self, images: Sequence[ImageLike]) -> List[Prediction]:
         """Predictions for many images of any sizes, run ``batch_size`` at a time."""
         rgbs = [to_rgb(im) for im in images]
+        if self.slide is not None:
+            return [self._prediction(self.slide(self.model, im, self.device, self.dtype, self.channels_last)[0])
+                    for im in rgbs]
         out: List[Prediction] = []
         for start in range(0, len(rgbs), self.batch_size):
             chunk = rgbs[start:start + self.batch_size]
@@ -128,8 +131,12 @@ class Predictor:
                 logits = main_output(self.model(x))
             logits = logits.float()
             for im, lg in zip(chunk, logits):
-                up = F.interpolate(lg[None], size=im.shape[:2], mode="bilinear", align_corners=False)
-                mask = predict_labels(up, self.threshold)[0].to(torch.uint8).cpu().numpy()
-                prob = probabilities(up)[0].cpu().numpy()
-                out.append(Prediction(mask=mask, prob=prob[0] if self.num_classes == 1 else prob))
+                out.append(self._prediction(F.interpolate(lg[None], size=im.shape[:2], mode="bilinear",
+                                                          align_corners=False)[0]))
         return out
+
+    def _prediction(self, logits: torch.Tensor) -> Prediction:
+        """(K, H, W) logits at the image's size -> its mask and probabilities."""
+        mask = predict_labels(logits[None], self.threshold)[0].to(torch.uint8).cpu().numpy()
+        prob = probabilities(logits[None])[0].cpu().numpy()
+        return Prediction(mask=mask, prob=prob[0] if self.num_classes == 1 else prob)
