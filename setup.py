@@ -34,6 +34,7 @@ version = re.search(r'__version__ = "([^"]+)"', (HERE / "segkit" / "__init__.py"
 readme = HERE / "README.md"
 DOCS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"]
 EXPORT = ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.3"]
+SEARCH = ["optuna>=4.0"]
 
 setup(
     name="segkit",
@@ -60,9 +61,11 @@ setup(
     ],
     # export: ONNX files (onnxscript for the dynamo exporter) and running them in onnxruntime.
     # docs: the MkDocs site (mkdocs build --strict), API pages from docstrings.
+    # search: segkit tune (Optuna; its SQLite storage needs nothing more, a server database its driver).
     # dev: the tests, the layer contracts (lint-imports), coverage.py, build (the wheel test), and the
-    # export and docs packages so CI runs the export tests and builds the site.
-    extras_require={"dev": ["pytest>=7", "import-linter>=2.1", "coverage>=7", "build>=1.0"] + EXPORT + DOCS,
+    # export, docs and search packages so CI runs those tests and builds the site.
+    extras_require={"dev": ["pytest>=7", "import-linter>=2.1", "coverage>=7", "build>=1.0"] + EXPORT + DOCS + SEARCH,
+                    "search": SEARCH,
                     "export": EXPORT,
                     "docs": DOCS,
                     # benchmark --peer smp: the library users compare segkit with

@@ -36,6 +36,7 @@ COMMANDS = {
     "list": "list_registry",
     "config": "config",
     "sweep": "sweep",
+    "tune": "tune",
     "summarize": "summarize",
     "benchmark": "benchmark",
     "ablate": "ablate",

@@ -49,6 +49,15 @@ def summarize(paths: Sequence[str], out: Optional[str] = None, group_by: Sequenc
             plot_curves(plotted, os.path.join(out, name), group_title(values), label_keys)
             plots[group_slug(values)] = name
     text = markdown(runs, groups, group_by, title, paths, plots)
+    for manifest in manifests:
+        if manifest.get("study"):  # a segkit tune study: Optuna's history and importances too
+            from .collect import load_study_of, read_study_info
+            from .study_plots import plot_study
+
+            folder = manifest["folder"]
+            drawn = plot_study(load_study_of(folder, read_study_info(folder)), out)
+            plots.update({f"study_{kind}": os.path.basename(p) for kind, p in drawn.items()})
+            text += "".join(f"\n![{kind} of study {manifest['name']}]({os.path.basename(p)})\n" for kind, p in drawn.items())
     with open(os.path.join(out, "summary.md"), "w", encoding="utf-8") as f:
         f.write(text)
     write_csv(runs, os.path.join(out, "summary.csv"))

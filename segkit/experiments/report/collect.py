@@ -16,9 +16,10 @@ import yaml
 
 from ...config import flatten_config
 from ..sweep import MANIFEST, TEST_JSON, read_manifest, short_keys
+from ..tune.study import STUDY_FILE
 
 __all__ = ["MISSING", "SummaryError", "RunResult", "number", "read_epochs", "read_run",
-           "collect_runs", "display", "varying_config_keys", "setting_columns"]
+           "collect_runs", "display", "varying_config_keys", "setting_columns", "load_study_of", "read_study_info"]
 
 MISSING = "—"
 IGNORED_KEYS = ("OUTPUT_DIR",)  # differs between every pair of runs and says nothing about them
@@ -111,6 +112,8 @@ def read_run(path: str, **known: Any) -> RunResult:
     # A sweep calls a run finished in an earlier call "skipped"; here only the files count.
     if run.test:
         run.status = "done"
+    elif run.status in ("complete", "pruned", "failed", "running", "waiting"):
+        pass  # a study's trial: Optuna's state says it
     elif not run.status or run.status == "skipped":
         run.status = "trained, not tested" if run.epochs else "no results"
     return run
@@ -126,6 +129,50 @@ def _runs_of_sweep(folder: str, manifest: dict) -> List[RunResult]:
                              settings=dict(entry.get("overrides") or {}), from_sweep=True,
                              seconds=entry.get("seconds"), error=entry.get("error") or ""))
     return runs
+
+
+# Optuna trial states as the report names them.
+_TRIAL_STATUS = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
+                 "WAITING": "waiting"}
+
+
+def read_study_info(folder: str) -> Optional[dict]:
+    """``study.json`` of a ``segkit tune`` study folder, or None."""
+    return _read_json(os.path.join(folder, STUDY_FILE))
+
+
+def load_study_of(folder: str, info: dict):
+    """The Optuna study a study folder records; its SQLite file is looked for in the folder too,
+    in case the folder was moved since."""
+    import optuna
+
+    storage = info["storage"]
+    local = os.path.join(folder, "study.db")
+    if storage.startswith("sqlite:///") and not os.path.isfile(storage[len("sqlite:///"):]) and os.path.isfile(local):
+        storage = "sqlite:///" + os.path.abspath(local)
+    try:
+        return optuna.load_study(study_name=info["name"], storage=storage)
+    except Exception as e:
+        raise SummaryError(f"study '{info.get('name')}' in '{folder}': its storage {storage} cannot be read ({e})") from e
+
+
+def _runs_of_study(folder: str, info: dict) -> Tuple[List[RunResult], dict]:
+    """A study's trials as runs (their settings are the trial's parameters) and a manifest-like
+    dict of hints for the report (its title)."""
+    study = load_study_of(folder, info)
+    runs = []
+    for trial in study.get_trials(deepcopy=False):
+        name = f"trial_{trial.number:04d}"
+        path = os.path.join(folder, name)  # the folder may have moved since it ran
+        if not os.path.isdir(path) and os.path.isdir(trial.user_attrs.get("output_dir") or ""):
+            path = trial.user_attrs["output_dir"]
+        seconds = trial.duration.total_seconds() if trial.duration else None
+        runs.append(read_run(path, name=name, sweep=info.get("name", ""), status=_TRIAL_STATUS.get(trial.state.name, ""),
+                             settings=dict(trial.params), from_sweep=True, seconds=seconds))
+    hints = {"name": info.get("name"), "study": True, "group_by": [],
+             "title": f"Study {info.get('name')}: {info.get('metric')} ({info.get('direction')}), "
+                      f"{info.get('sampler')} sampler, {info.get('pruner')} pruner"}
+    return runs, hints
 
 
 def _is_run(folder: str) -> bool:
@@ -155,7 +202,11 @@ def collect_runs(paths: Sequence[str]) -> Tuple[List[RunResult], List[dict]]:
 
 def _collect_one(path: str, runs: List[RunResult], manifests: List[dict], depth: int = 0) -> int:
     manifest = read_manifest(path)
-    if manifest is not None:
+    study = read_study_info(path)
+    if study is not None:
+        found, hints = _runs_of_study(path, study)
+        manifests.append({**hints, "folder": path})
+    elif manifest is not None:
         manifests.append(manifest)
         found = _runs_of_sweep(path, manifest)
     elif _is_run(path):

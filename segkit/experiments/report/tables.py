@@ -18,6 +18,8 @@ __all__ = ["METRIC_COLUMNS", "CSV_METRICS", "group_runs", "group_title", "group_
 Groups = List[Tuple[Dict[str, Any], List[RunResult]]]
 METRIC_COLUMNS = ["train loss", "train Dice", "val loss", "val Dice", "best epoch",
                   "test loss (mean ± std)", "test Dice (mean ± std)"]
+# Statuses of runs that ran to their end: a sweep's tested runs, a study's complete trials.
+FINISHED = ("done", "complete")
 CSV_METRICS = ["epochs", "best_epoch", "best_val_dice", "train_loss", "train_dice", "val_loss", "val_dice",
                "test_loss_mean", "test_loss_std", "test_dice_mean", "test_dice_std", "test_iou_mean",
                "test_iou_std", "test_n", "seconds"]
@@ -125,7 +127,7 @@ def markdown(runs: Sequence[RunResult], groups: Groups, group_by: Sequence[str],
         out += ["## Ranking", ""]
         out += [f"{i}. **{ranked_name(r, with_sweep)}**: {text}" for i, (r, text) in enumerate(ranked, 1)]
         out.append("")
-    unfinished = [r for r in runs if r.status != "done"]
+    unfinished = [r for r in runs if r.status not in FINISHED]
     if unfinished:
         out += ["## Unfinished runs", ""]
         for run in unfinished:
