@@ -1,10 +1,11 @@
 """Tables (Markdown and CSV), loss/Dice curves and a ranking from run or sweep folders.
 
     segkit summarize work_dirs/sweeps/report_lr                 # a sweep's folder
+    segkit summarize work_dirs/studies/pets_search              # a segkit tune study: plus Optuna's plots
     segkit summarize work_dirs/a work_dirs/b --group-by MODEL --out work_dirs/ab
 
-It reads only what runs leave on disk (config.yaml, metrics.jsonl, test.json, sweep.json), so it
-works on any run folders, old or new, and while a sweep is still going. It writes summary.md
+It reads only what runs leave on disk (config.yaml, metrics.jsonl, test.json, sweep.json, a
+study's storage), so it works on any run folders, old or new, and while a sweep is still going. It writes summary.md
 (a table per group, the ranking, the unfinished runs), summary.csv and curves_<group>.png, and
 prints the ranking.
 """
@@ -19,7 +20,8 @@ def add_arguments(parser) -> None:
     from ..experiments.sweep import GROUP_DIRS  # light: no torch, no matplotlib
 
     parser.add_argument("work_dirs", nargs="+", metavar="WORK_DIR",
-                        help="a sweep folder (with sweep.json), a run folder, or a folder of those")
+                        help="a sweep folder (with sweep.json), a study folder (study.json), a run folder, or a "
+                             "folder of those")
     parser.add_argument("--out", help="where to write summary.md, summary.csv and curves_*.png "
                                       "(default: the first WORK_DIR)")
     parser.add_argument("--group-by", action="append", default=[], metavar="KEY",
