@@ -115,7 +115,8 @@ class sqlite3_journal:
 
 
 def test_a_study_trains_prunes_tests_the_best_and_continues(synthetic_root, tmp_path, segkit_cli):
-    base = ["tune", "unet_noaug_cosine", *tiny(synthetic_root, tmp_path, epochs=3), *sum([["--space", s] for s in SPACE], []),
+    spaces = [w for s in SPACE for w in ("--space", s)]
+    base = ["tune", "unet_noaug_cosine", *tiny(synthetic_root, tmp_path, epochs=3), *spaces,
             "--study", "st", "--output-root", tmp_path, "--sampler", "random", "--json-out", tmp_path / "r.json"]
     result = segkit_cli(*base, "--trials", "4").json()
     folder = tmp_path / "st"

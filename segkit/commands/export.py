@@ -112,7 +112,8 @@ def _quantize(args, cfg, inputs) -> int:
                                  keep_float=args.keep_float, opset=args.opset)
     print(f"{args.eval_split} Dice ({result['eval_images']} images): fp32 {result['fp32_dice']:.4f}, "
           f"int8 {result['int8_dice']:.4f} (drop {result['dice_drop']:+.4f}); masks agree on "
-          f"{100 * result['mask_agreement']:.2f} % of pixels; kept in float: {', '.join(result['kept_float']) or 'none'}")
+          f"{100 * result['mask_agreement']:.2f} % of pixels; kept in float: "
+          f"{', '.join(result['kept_float']) or 'none'}")
     if result["ok"]:
         print(f"wrote {output} ({result['size_mb']:.1f} MB, calibrated on {result['calib_images']} "
               f"{result['calib_split']} images, {result['calib_method']})")

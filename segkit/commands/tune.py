@@ -96,7 +96,8 @@ def run(args) -> int:
     if best:
         params = ", ".join(f"{k}={v}" for k, v in best["params"].items())
         print(f"best: trial {best['trial']} ({params}), {settings.metric} {best['value']:.4f}; test Dice "
-              f"{best['test_dice_mean']:.4f} ± {best['test_dice_std']:.4f} on {best['test_n']} images ({best['output_dir']})")
+              f"{best['test_dice_mean']:.4f} ± {best['test_dice_std']:.4f} on {best['test_n']} images "
+              f"({best['output_dir']})")
     write_json_out(args.json_out, result)
     print(to_json(result), flush=True)
     return 0

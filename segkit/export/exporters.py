@@ -23,8 +23,8 @@ import torch
 from ..engine.precision import main_output
 from ..engine.onnx_model import CONFIG_METADATA_KEY, OnnxRuntimeModel, require
 
-__all__ = ["ExportWrapper", "export_onnx", "set_metadata", "export_torchscript", "export_model", "load_exported", "max_abs_diff",
-           "FORMATS", "EXPORTERS"]
+__all__ = ["ExportWrapper", "export_onnx", "set_metadata", "export_torchscript", "export_model", "load_exported",
+           "max_abs_diff", "FORMATS", "EXPORTERS"]
 
 FORMATS = ("onnx", "torchscript")
 EXPORTERS = ("torchscript", "dynamo")

@@ -77,7 +77,8 @@ def _reader(batches: Sequence[np.ndarray], input_name: str):
 
 def _conv_nodes(path: str) -> List[str]:
     onnx = require("onnx", "INT8 quantization")
-    return [n.name for n in onnx.load(path, load_external_data=False).graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    graph = onnx.load(path, load_external_data=False).graph
+    return [n.name for n in graph.node if n.op_type in ("Conv", "ConvTranspose")]
 
 
 def quantize_onnx(fp32_path: str, output: str, batches: Sequence[np.ndarray], method: str = "minmax",

@@ -57,7 +57,8 @@ def summarize(paths: Sequence[str], out: Optional[str] = None, group_by: Sequenc
             folder = manifest["folder"]
             drawn = plot_study(load_study_of(folder, read_study_info(folder)), out)
             plots.update({f"study_{kind}": os.path.basename(p) for kind, p in drawn.items()})
-            text += "".join(f"\n![{kind} of study {manifest['name']}]({os.path.basename(p)})\n" for kind, p in drawn.items())
+            text += "".join(f"\n![{kind} of study {manifest['name']}]({os.path.basename(p)})\n"
+                            for kind, p in drawn.items())
     with open(os.path.join(out, "summary.md"), "w", encoding="utf-8") as f:
         f.write(text)
     write_csv(runs, os.path.join(out, "summary.csv"))

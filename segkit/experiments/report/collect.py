@@ -153,7 +153,8 @@ def load_study_of(folder: str, info: dict):
     try:
         return optuna.load_study(study_name=info["name"], storage=storage)
     except Exception as e:
-        raise SummaryError(f"study '{info.get('name')}' in '{folder}': its storage {storage} cannot be read ({e})") from e
+        raise SummaryError(f"study '{info.get('name')}' in '{folder}': its storage {storage} cannot be read "
+                           f"({e})") from e
 
 
 def _runs_of_study(folder: str, info: dict) -> Tuple[List[RunResult], dict]:
@@ -167,8 +168,9 @@ def _runs_of_study(folder: str, info: dict) -> Tuple[List[RunResult], dict]:
         if not os.path.isdir(path) and os.path.isdir(trial.user_attrs.get("output_dir") or ""):
             path = trial.user_attrs["output_dir"]
         seconds = trial.duration.total_seconds() if trial.duration else None
-        runs.append(read_run(path, name=name, sweep=info.get("name", ""), status=_TRIAL_STATUS.get(trial.state.name, ""),
-                             settings=dict(trial.params), from_sweep=True, seconds=seconds))
+        runs.append(read_run(path, name=name, sweep=info.get("name", ""),
+                             status=_TRIAL_STATUS.get(trial.state.name, ""), settings=dict(trial.params),
+                             from_sweep=True, seconds=seconds))
     hints = {"name": info.get("name"), "study": True, "group_by": [],
              "title": f"Study {info.get('name')}: {info.get('metric')} ({info.get('direction')}), "
                       f"{info.get('sampler')} sampler, {info.get('pruner')} pruner"}

@@ -13,8 +13,8 @@ reports a study like a sweep, plus Optuna's history and importance plots.
     run_tune(settings, jobs=2)
 """
 from .space import KINDS, Param, TuneError, parse_space_arg, parse_spec
-from .study import (DEFAULT_OUTPUT_ROOT, DIRECTIONS, PRUNERS, SAMPLERS, STUDY_FILE, TuneSettings, check_space, load_tune,
-                    open_study, storage_url)
+from .study import (DEFAULT_OUTPUT_ROOT, DIRECTIONS, PRUNERS, SAMPLERS, STUDY_FILE, TuneSettings, check_space,
+                    load_tune, open_study, storage_url)
 
 __all__ = ["TuneError", "Param", "KINDS", "parse_spec", "parse_space_arg", "TuneSettings", "load_tune", "check_space",
            "open_study", "storage_url", "run_tune", "run_worker", "PruningHook", "trial_folder", "STUDY_FILE",

@@ -61,8 +61,8 @@ class PruningHook(HookBase):
 
 
 def _trial_cfg(settings: TuneSettings, params: Dict[str, Any], folder: str):
-    cfg = load_config(trial_config(settings, params, folder), trial_overrides(settings, params) + ["OUTPUT_DIR", folder],
-                      freeze=False)
+    cfg = load_config(trial_config(settings, params, folder),
+                      trial_overrides(settings, params) + ["OUTPUT_DIR", folder], freeze=False)
     for hook in cfg.HOOKS:  # best.pth follows the metric the study optimises
         if hook.get("NAME") == "checkpoint":
             hook["MONITOR"], hook["MODE"] = settings.metric, "max" if settings.direction == "maximize" else "min"

@@ -90,7 +90,8 @@ def _read_tune_file(path: str) -> Optional[dict]:
     return data
 
 
-def load_tune(config: str, space_args: Sequence[str] = (), overrides: Sequence[str] = (), **options: Any) -> TuneSettings:
+def load_tune(config: str, space_args: Sequence[str] = (), overrides: Sequence[str] = (),
+              **options: Any) -> TuneSettings:
     """Settings from a base config or a tune file, plus ``--space`` arguments, KEY VALUE overrides
     and the command line's options (``trials``, ``metric``…; None keeps the file's or the default)."""
     path = resolve_config(config)
@@ -267,7 +268,8 @@ def open_study(settings: TuneSettings, seed: int, epochs: int):
         study.set_user_attr("segkit", signature)
     elif saved != signature:
         differ = [k for k in signature if saved.get(k) != signature[k]]
-        raise TuneError(f"study '{settings.name}' in {settings.storage_url} exists with another {' and '.join(differ)}: "
+        raise TuneError(f"study '{settings.name}' in {settings.storage_url} exists with another "
+                        f"{' and '.join(differ)}: "
                         f"it has {saved[differ[0]]}, this command gives {signature[differ[0]]}. Use another --study "
                         f"name, or the same settings to join it")
     return study
