@@ -12,7 +12,7 @@ import difflib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -21,7 +21,8 @@ from ...utils.files import atomic_write_text
 from .grid import (DEFAULT_OUTPUT_ROOT, GROUP_DIRS, Run, Sweep, SweepError, is_word, parse_grid_arg, run_overrides,
                    run_picks, value_text)
 
-__all__ = ["RUN_CONFIG", "SWEEP_FILE_KEYS", "configs_dir", "group_file", "compose_config", "validate",
+__all__ = ["RUN_CONFIG", "SWEEP_FILE_KEYS", "configs_dir", "base_choices", "write_composed_config", "group_file",
+           "compose_config", "validate",
            "read_sweep_file", "load_sweep"]
 
 RUN_CONFIG = "sweep_config.yaml"
@@ -39,10 +40,22 @@ def configs_dir(base: str) -> Path:
     return config_dir()
 
 
+def base_choices(base: str, key: str) -> Tuple[Path, str]:
+    """The folder a group key picks from (``_base_/<dir>/`` of the configs holding ``base``) and
+    its file names as one comma-separated line (``"none"`` when it is empty), for messages."""
+    folder = configs_dir(base) / "_base_" / GROUP_DIRS[key]
+    return folder, ", ".join(sorted(p.stem for p in folder.glob("*.yaml"))) or "none"
+
+
+def write_composed_config(path: str, header: str, bases: List[str]) -> str:
+    """A config file holding only ``_BASE_: bases`` under a comment ``header`` (atomically)."""
+    atomic_write_text(path, header + yaml.safe_dump({"_BASE_": bases}, sort_keys=False))
+    return path
+
+
 def group_file(sweep: Sweep, key: str, value: Any) -> str:
     """The ``_base_`` file a group key's value names, e.g. MODEL=unet -> _base_/models/unet.yaml."""
-    folder = configs_dir(sweep.base) / "_base_" / GROUP_DIRS[key]
-    choices = ", ".join(sorted(p.stem for p in folder.glob("*.yaml"))) or "none"
+    folder, choices = base_choices(sweep.base, key)
     if not is_word(value):
         raise SweepError(f"grid {key}={value!r}: a {key} value names a file in {folder}; "
                          f"expected a plain name, one of: {choices}")
@@ -59,11 +72,9 @@ def compose_config(sweep: Sweep, run: Run, folder: str) -> str:
     if not groups:
         return os.path.abspath(sweep.base)
     bases = [os.path.abspath(sweep.base)] + [group_file(sweep, k, v) for k, v in groups.items()]
-    path = os.path.join(folder, RUN_CONFIG)
     header = (f"# written by segkit sweep '{sweep.name}': the base config, then the pieces this run's "
               f"grid picks ({', '.join(f'{k}={v}' for k, v in groups.items())})\n")
-    atomic_write_text(path, header + yaml.safe_dump({"_BASE_": bases}, sort_keys=False))
-    return path
+    return write_composed_config(os.path.join(folder, RUN_CONFIG), header, bases)
 
 
 def validate(sweep: Sweep, runs: List[Run]) -> None:

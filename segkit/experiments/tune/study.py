@@ -21,9 +21,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import yaml
 
 from ...config import load_config, resolve_config
-from ...utils.files import atomic_write_text
 from ..sweep.grid import GROUP_DIRS, is_word, value_text
-from ..sweep.files import configs_dir
+from ..sweep.files import base_choices, write_composed_config
 from .space import Param, TuneError, parse_space_arg, parse_spec, space_signature
 
 __all__ = ["TuneSettings", "TUNE_FILE_KEYS", "SAMPLERS", "PRUNERS", "DIRECTIONS", "DEFAULT_OUTPUT_ROOT",
@@ -161,17 +160,14 @@ def trial_config(settings: TuneSettings, params: Dict[str, Any], folder: str) ->
         return settings.base
     bases = [os.path.abspath(settings.base)]
     for key, value in picks.items():
-        choices_dir = configs_dir(settings.base) / "_base_" / GROUP_DIRS[key]
+        choices_dir, known = base_choices(settings.base, key)
         path = choices_dir / f"{value}.yaml"
         if not (is_word(str(value)) and path.is_file()):
-            known = ", ".join(sorted(p.stem for p in choices_dir.glob("*.yaml"))) or "none"
             raise TuneError(f"search space {key}: '{value}' names no file in {choices_dir}; choose from: {known}")
         bases.append(str(path))
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, TRIAL_CONFIG)
-    atomic_write_text(path, "# written by segkit tune: the base config, then the _base_ files this trial picks\n"
-                      + yaml.safe_dump({"_BASE_": bases}, sort_keys=False))
-    return path
+    return write_composed_config(os.path.join(folder, TRIAL_CONFIG), "# written by segkit tune: the base config, "
+                                 "then the _base_ files this trial picks\n", bases)
 
 
 def trial_overrides(settings: TuneSettings, params: Dict[str, Any]) -> List[str]:
