@@ -72,8 +72,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..export import export_and_check
-
     from ..engine.compat import check_checkpoint_config
     from ..export.exporters import default_output
 
@@ -81,31 +79,34 @@ def run(args) -> int:
         raise ValueError(f"--quantize int8 makes an ONNX model; use it with --format onnx, not {args.format}")
     cfg = load_setup(args, training=False)
     inputs = [args.config, args.checkpoint]
-    if args.quantize:
-        return _quantize(args, cfg, inputs)
-    check_output_file("--output", args.output or default_output(args.checkpoint, args.format), cfg.DATA.ROOT, inputs)
+    default = (os.path.splitext(args.checkpoint)[0] + ".int8.onnx" if args.quantize
+               else default_output(args.checkpoint, args.format))
+    output = args.output or default
+    check_output_file("--output", output, cfg.DATA.ROOT, inputs)
     check_output_file("--json-out", args.json_out, cfg.DATA.ROOT, inputs)
     check_checkpoint_config(cfg, args.checkpoint)
-    result = export_and_check(cfg, args.checkpoint, args.format, output=args.output, size=args.size,
+    result = _quantize(args, cfg, output) if args.quantize else _export(args, cfg, output)
+    write_json_out(args.json_out, result)
+    print(to_json(result), flush=True)
+    return 0 if result["ok"] else 1
+
+
+def _export(args, cfg, output: str) -> dict:
+    from ..export import export_and_check
+
+    result = export_and_check(cfg, args.checkpoint, args.format, output=output, size=args.size,
                               dynamic=args.dynamic, exporter=args.exporter, opset=args.opset,
                               tolerance=args.tolerance)
     for name, diff in result["checks"].items():
         print(f"  {name:<24} {str(tuple(result['shapes'][name])):<20} max |logit diff| {diff:.3g}")
     verdict = "matches" if result["ok"] else f"DIFFERS from (tolerance {args.tolerance:g})"
     print(f"wrote {result['output']}: {args.format} {verdict} PyTorch, max |logit diff| {result['max_abs_diff']:.3g}")
-    write_json_out(args.json_out, result)
-    print(to_json(result), flush=True)
-    return 0 if result["ok"] else 1
+    return result
 
 
-def _quantize(args, cfg, inputs) -> int:
-    from ..engine.compat import check_checkpoint_config
+def _quantize(args, cfg, output: str) -> dict:
     from ..export.quantize import quantize_checkpoint
 
-    output = args.output or os.path.splitext(args.checkpoint)[0] + ".int8.onnx"
-    check_output_file("--output", output, cfg.DATA.ROOT, inputs)
-    check_output_file("--json-out", args.json_out, cfg.DATA.ROOT, inputs)
-    check_checkpoint_config(cfg, args.checkpoint)
     result = quantize_checkpoint(cfg, args.checkpoint, output, calib_images=args.calib_images,
                                  calib_split=args.calib_split, method=args.calib_method,
                                  max_dice_drop=args.max_dice_drop, eval_split=args.eval_split,
@@ -120,6 +121,4 @@ def _quantize(args, cfg, inputs) -> int:
     else:
         print(f"not written: the Dice drop {result['dice_drop']:.4f} exceeds --max-dice-drop {args.max_dice_drop} "
               f"(try --calib-method entropy or percentile, more --calib-images, or --keep-float NODE)")
-    write_json_out(args.json_out, result)
-    print(to_json(result), flush=True)
-    return 0 if result["ok"] else 1
+    return result
