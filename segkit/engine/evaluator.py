@@ -135,7 +135,7 @@ class Evaluator:
         was_training = model.training
         model.eval()
         if self.slide is not None:
-            self.slide.check_model(int(getattr(model, "output_stride", 1) or 1))
+            self.slide.check_model(model)
         net = wrap_tta(model, self.tta_flip, self.tta_scales)
         if self.resolution != "network":
             loader = with_original_size(loader)

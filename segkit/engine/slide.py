@@ -85,8 +85,10 @@ class SlidingWindow:
         return cls(crop, stride, scale=cfg.TEST.SCALE, weight=cfg.TEST.SLIDE_WEIGHT,
                    batch_size=cfg.TEST.BATCH_SIZE, normalize=normalize)
 
-    def check_model(self, output_stride: int) -> None:
-        """Windows must be a multiple of the model's output stride (the model would pad each one)."""
+    def check_model(self, model) -> None:
+        """Windows must be a multiple of the model's output stride (the model would pad each one).
+        A model without ``output_stride`` (an ONNX file) is not checked."""
+        output_stride = int(getattr(model, "output_stride", 1) or 1)
         bad = [c for c in self.crop if c % output_stride]
         if bad:
             fix = sorted({max(output_stride, c // output_stride * output_stride) for c in self.crop})

@@ -102,7 +102,7 @@ class Predictor:
         model.eval()
         self.slide = build_sliding_window(cfg)
         if self.slide is not None:
-            self.slide.check_model(int(getattr(model, "output_stride", 1) or 1))
+            self.slide.check_model(model)
         flip = cfg.TEST.TTA.FLIP if tta_flip is None else tta_flip
         scales = cfg.TEST.TTA.SCALES if tta_scales is None else tta_scales
         self.model = wrap_tta(model, flip, scales)
