@@ -50,12 +50,10 @@ def summarize(paths: Sequence[str], out: Optional[str] = None, group_by: Sequenc
             plots[group_slug(values)] = name
     text = markdown(runs, groups, group_by, title, paths, plots)
     for manifest in manifests:
-        if manifest.get("study"):  # a segkit tune study: Optuna's history and importances too
-            from .collect import load_study_of, read_study_info
+        if manifest.get("study") is not None:  # a segkit tune study: Optuna's history and importances too
             from .study_plots import plot_study
 
-            folder = manifest["folder"]
-            drawn = plot_study(load_study_of(folder, read_study_info(folder)), out)
+            drawn = plot_study(manifest["study"], out)
             plots.update({f"study_{kind}": os.path.basename(p) for kind, p in drawn.items()})
             text += "".join(f"\n![{kind} of study {manifest['name']}]({os.path.basename(p)})\n"
                             for kind, p in drawn.items())

@@ -159,7 +159,7 @@ def load_study_of(folder: str, info: dict):
 
 def _runs_of_study(folder: str, info: dict) -> Tuple[List[RunResult], dict]:
     """A study's trials as runs (their settings are the trial's parameters) and a manifest-like
-    dict of hints for the report (its title)."""
+    dict of hints for the report (its title, and the loaded study under ``study`` for its plots)."""
     study = load_study_of(folder, info)
     runs = []
     for trial in study.get_trials(deepcopy=False):
@@ -171,7 +171,7 @@ def _runs_of_study(folder: str, info: dict) -> Tuple[List[RunResult], dict]:
         runs.append(read_run(path, name=name, sweep=info.get("name", ""),
                              status=_TRIAL_STATUS.get(trial.state.name, ""), settings=dict(trial.params),
                              from_sweep=True, seconds=seconds))
-    hints = {"name": info.get("name"), "study": True, "group_by": [],
+    hints = {"name": info.get("name"), "study": study, "group_by": [],
              "title": f"Study {info.get('name')}: {info.get('metric')} ({info.get('direction')}), "
                       f"{info.get('sampler')} sampler, {info.get('pruner')} pruner"}
     return runs, hints
@@ -207,7 +207,7 @@ def _collect_one(path: str, runs: List[RunResult], manifests: List[dict], depth:
     study = read_study_info(path)
     if study is not None:
         found, hints = _runs_of_study(path, study)
-        manifests.append({**hints, "folder": path})
+        manifests.append(hints)
     elif manifest is not None:
         manifests.append(manifest)
         found = _runs_of_sweep(path, manifest)
