@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from segkit.experiments import ablation
-from segkit.experiments.plain_loop import LabAugment
+from segkit.experiments.plain_loop import ConfigAugment, LabAugment
 
 from .conftest import REPO, tiny_overrides
 
@@ -21,16 +21,36 @@ def _pair(size=48):
     return Image.fromarray(image), Image.fromarray(mask)
 
 
-def test_lab_augment_keeps_pairs_aligned_and_fills_borders_as_asked():
+def _config_augment(mask_fill):
+    from segkit.config import load_config
+
+    return ConfigAugment(load_config(CONFIG).INPUT.TRAIN_TRANSFORMS, mask_fill)
+
+
+@pytest.mark.parametrize("make", [lambda fill: LabAugment(mask_fill=fill), _config_augment],
+                         ids=["torchvision", "albumentations"])
+def test_plain_augment_keeps_pairs_aligned_and_fills_borders_as_asked(make):
     random.seed(0)
     for fill in (0, 255):
-        aug = LabAugment(mask_fill=fill)
+        aug = make(fill)
         for _ in range(40):
             image, mask = aug(*_pair())
             image, mask = np.asarray(image), np.asarray(mask)
             bright, pet = image.mean(2) > 120, mask == 1
             assert (bright & pet).sum() / max((bright | pet).sum(), 1) > 0.85
             assert set(np.unique(mask)) <= {0, 1, fill}
+
+
+def test_config_augment_draws_from_the_loops_random_stream():
+    """The plain loop's workers seed ``random``; the albumentations arm must follow it, so a
+    seeded run repeats and successive items differ."""
+    aug = _config_augment(0)
+    random.seed(3)
+    first = [np.asarray(aug(*_pair())[0]) for _ in range(6)]
+    random.seed(3)
+    again = [np.asarray(aug(*_pair())[0]) for _ in range(6)]
+    assert all((a == b).all() for a, b in zip(first, again))
+    assert len({a.tobytes() for a in first}) > 1
 
 
 def _fired(monkeypatch, shared, n=600):
@@ -94,6 +114,24 @@ def test_summary_table_means_spreads_and_deltas():
     assert "0.6700" in ablation.summarize(records, pick="last")
 
 
+def test_paired_table_differences_per_seed_on_common_seeds():
+    def rec(arm, seed, task, best, last):
+        return {"arm": arm, "seed": seed, "task": task, "test_dice_best": best, "test_dice_last": last, "wall_s": 1}
+    records = [rec("plain", 1, "sample", 0.80, 0.79), rec("plain", 2, "sample", 0.70, 0.72),
+               rec("plain", 3, "sample", 0.9, 0.9), rec("segkit", 1, "sample", 0.81, 0.80),
+               rec("segkit", 2, "sample", 0.73, 0.70),
+               rec("plain", 1, "cross:a>b", 0.5, 0.5), rec("plain", 1, "cross:b>a", 0.7, 0.7),
+               rec("segkit", 1, "cross:a>b", 0.4, 0.4), rec("segkit", 1, "cross:b>a", 0.6, 0.6),
+               rec("plain", 2, "cross:a>b", 0.5, 0.5), rec("segkit", 2, "cross:a>b", 0.9, 0.9)]  # seed 2 unfinished
+    row = ablation.paired_summary(records).splitlines()[-1]
+    # best minus best on seeds 1 and 2 (seed 3 has no pair): +0.01, +0.03 -> +0.02 ± 0.01; cross -0.1 on one seed
+    assert row == "| segkit | +0.0200 ± 0.0100 (n=2, worst +0.0100) | -0.1000 (n=1, worst -0.1000) |"
+    # segkit's best.pth against the plain loop's last epoch: +0.02, +0.01
+    row = ablation.paired_summary(records, pick="best", reference_pick="last").splitlines()[-1]
+    assert row.startswith("| segkit | +0.0150 ± 0.0050 (n=2, worst +0.0100) |")
+    assert "best.pth minus 'plain' last.pth" in ablation.paired_summary(records, reference_pick="last")
+
+
 @pytest.mark.slow
 def test_ablate_runs_both_sides_and_resumes(synthetic_root, tmp_path, capsys):
     from segkit.commands import main
@@ -137,14 +175,32 @@ def test_ablate_table_only_in_a_subprocess(tmp_path):
     """The command's entry point outside the test process: the table of stored results."""
     from .conftest import run_subprocess
 
-    (tmp_path / "results.jsonl").write_text(
-        json.dumps({"arm": "plain", "seed": 1, "task": "sample", "test_dice_best": 0.7, "test_dice_last": 0.7,
-                    "wall_s": 10}) + "\n")
-    proc = run_subprocess("-m", "segkit", "ablate", CONFIG, "--table-only", "--output-root", tmp_path)
+    (tmp_path / "results.jsonl").write_text("".join(
+        json.dumps({"arm": arm, "seed": 1, "task": "sample", "test_dice_best": best, "test_dice_last": 0.7,
+                    "wall_s": 10}) + "\n" for arm, best in (("plain", 0.7), ("segkit", 0.75))))
+    proc = run_subprocess("-m", "segkit", "ablate", CONFIG, "--table-only", "--output-root", tmp_path,
+                          "--reference-checkpoint", "last")
     assert "| plain | 0.7000" in proc.stdout
+    # the paired table: segkit's best.pth minus the plain loop's last epoch on seed 1
+    assert "| segkit | +0.0500 (n=1, worst +0.0500) | – |" in proc.stdout
 
 
 def test_unknown_arm_is_one_clear_error(tmp_path, segkit_cli):
     res = segkit_cli("ablate", CONFIG, "--arms", "plian", "--data-root", tmp_path, "--output-root", tmp_path,
                      check=False)
     assert res.returncode == 2 and "unknown arm(s) ['plian']" in res.stderr
+
+
+def test_every_segkit_arm_builds_its_config_and_pipeline():
+    """An arm's overrides are checked only when its run starts, minutes into an ablation."""
+    from segkit.config import load_config
+    from segkit.data.transforms import build_transforms
+
+    for arm in ablation.ARMS.values():
+        if arm.overrides:
+            build_transforms(load_config(CONFIG, list(arm.overrides)), train=True)
+    cfg = load_config(CONFIG, list(ablation.ARMS["segkit_lab_code_aug"].overrides))
+    affine = next(t for t in build_transforms(cfg, train=True).transforms if type(t).__name__ == "Affine")
+    # the report's code: one fixed transform, not a range
+    assert affine.translate_px == {"x": (5, 5), "y": (5, 5)} and affine.shear == {"x": (2, 2), "y": (0, 0)}
+    assert affine.interpolation == 0 and affine.fill_mask == 0

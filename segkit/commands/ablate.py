@@ -2,10 +2,12 @@ r"""Paired ablation: segkit against a plain PyTorch loop, one factor moved at a 
 
     segkit ablate configs/resnet34_unet_aug_cosine.yaml SOLVER.EPOCHS 10 INPUT.SIZE 128 \
         --arms plain segkit segkit_fp32 --seeds 42 1 2
-    segkit ablate CONFIG --table-only --reference plain
+    segkit ablate CONFIG --table-only --reference plain --reference-checkpoint last
 
 Results go to OUTPUT_ROOT/results.jsonl, one line per (arm, seed, task); a rerun skips what is
-there. Put KEY VALUE overrides right after CONFIG: --arms and --seeds take every word after them.
+there. The tables give each arm's mean over seeds, then its difference from the reference paired
+by seed (the smaller effects show there). Put KEY VALUE overrides right after CONFIG: --arms and
+--seeds take every word after them.
 """
 from __future__ import annotations
 
@@ -34,12 +36,14 @@ def add_arguments(parser) -> None:
                         "runs of one arm before and after a change sit side by side")
     parser.add_argument("--table-only", action="store_true", help="print the table of the results so far and exit")
     parser.add_argument("--reference", default="plain", help="the arm the Δ columns compare with (default: plain)")
+    parser.add_argument("--reference-checkpoint", choices=["best", "last"],
+                        help="the reference's checkpoint in the paired tables (default: the same as the arm's)")
     parser.add_argument("--show", nargs="+", metavar="ARM", help="table rows, in this order (default: every arm)")
 
 
 def run(args) -> int:
     from ..utils.logging import setup_logging
-    from ..experiments.ablation import known_arms, load_results, run_ablation, summarize
+    from ..experiments.ablation import known_arms, load_results, paired_summary, run_ablation, summarize
     from ..plugins import import_plugins
 
     setup_logging()
@@ -52,5 +56,8 @@ def run(args) -> int:
     records = load_results(results_path)
     for pick in ("best", "last"):
         print(summarize(records, reference=args.reference, pick=pick, arms=args.show))
+        print()
+        print(paired_summary(records, reference=args.reference, pick=pick,
+                             reference_pick=args.reference_checkpoint, arms=args.show))
         print()
     return 0

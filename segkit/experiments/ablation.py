@@ -26,7 +26,8 @@ import numpy as np
 
 from .plain_loop import PlainOptions, train_plain_loop
 
-__all__ = ["Arm", "ARMS", "breed_roots", "run_arm", "summarize", "known_arms", "run_ablation", "load_results"]
+__all__ = ["Arm", "ARMS", "breed_roots", "run_arm", "per_seed", "summarize", "paired_summary", "known_arms",
+           "run_ablation", "load_results"]
 
 logger = logging.getLogger("segkit")
 
@@ -46,12 +47,13 @@ class Arm:
     patch: Optional[Callable[[], ContextManager]] = None  # segkit behaviour swapped for the run
 
 
-def _lab_recipe_with(**extra) -> str:
-    """The lab augmentation list with ``extra`` keys added to its geometric steps, as an override."""
+def _lab_recipe_with(affine=None, **extra) -> str:
+    """The lab augmentation list with ``extra`` keys added to its geometric steps (and ``affine``
+    to its Affine step), as an override."""
     from ..data.transforms import LAB_RECIPE
 
     steps = [{**node, **extra} if node["NAME"] in ("Rotate", "Affine") else dict(node) for node in LAB_RECIPE]
-    return repr(steps)
+    return repr([{**node, **(affine or {})} if node["NAME"] == "Affine" else node for node in steps])
 
 
 @contextlib.contextmanager
@@ -82,6 +84,8 @@ ARMS: Dict[str, Arm] = {a.name: a for a in [
     Arm("plain_ignore_border", "plain loop, rotation/affine borders ignored in the loss",
         plain=PlainOptions(ignore_border=True)),
     Arm("plain_draft", "plain loop, JPEG draft decoding before PIL's resize", plain=PlainOptions(jpeg_draft=True)),
+    Arm("plain_albumentations", "plain loop with segkit's albumentations steps (the config's "
+        "INPUT.TRAIN_TRANSFORMS), borders still background", plain=PlainOptions(config_augment=True)),
     Arm("segkit", "segkit as configured"),
     Arm("segkit_shared_seed", "segkit seeding every augmentation step with one seed (before the fix)",
         patch=_shared_step_seed),
@@ -91,6 +95,11 @@ ARMS: Dict[str, Arm] = {a.name: a for a in [
     Arm("segkit_unfused", "segkit with torch's unfused Adam", ("SOLVER.OPTIMIZER.FUSED", "False")),
     Arm("segkit_fill_bg", "segkit, rotation/affine mask borders filled with background, not ignored",
         ("INPUT.TRAIN_TRANSFORMS", _lab_recipe_with(FILL_MASK=0))),
+    # The report's code (not its prose): torchvision's default nearest-neighbour resampling and
+    # one fixed affine (+5 px in x and y, scale 1.05, 2 degrees of x-shear), borders background.
+    Arm("segkit_lab_code_aug", "segkit with the augmentation as the lab's code does it: nearest-neighbour "
+        "rotation, a fixed affine, borders background", ("INPUT.TRAIN_TRANSFORMS", _lab_recipe_with(
+            FILL_MASK=0, INTERPOLATION=0, affine={"TRANSLATE_PX": 5, "SCALE": 1.05, "SHEAR": {"x": 2, "y": 0}}))),
 ]}
 
 
@@ -171,22 +180,33 @@ def load_results(path: str) -> List[Dict]:
         return [json.loads(ln) for ln in f if ln.strip()]
 
 
+def per_seed(records: List[Dict], pick: str = "best") -> Dict[str, Dict[str, Dict[int, float]]]:
+    """arm -> task ("sample" or "cross") -> seed -> test Dice of checkpoint ``pick`` ("best" or
+    "last"). A seed's cross-breed value is the mean of its directions, counted once it has
+    every direction the records hold (a half-finished seed would skew the mean)."""
+    raw = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
+    for r in records:
+        raw[r["arm"]]["sample" if r["task"] == "sample" else "cross"][r["seed"]][r["task"]] = r[f"test_dice_{pick}"]
+    directions = {r["task"] for r in records if r["task"] != "sample"}
+    return {arm: {task: {seed: float(np.mean(list(v.values()))) for seed, v in seeds.items()
+                         if task == "sample" or set(v) == directions}
+                  for task, seeds in tasks.items()}
+            for arm, tasks in raw.items()}
+
+
 def summarize(records: List[Dict], reference: str = "plain", pick: str = "best",
               arms: Optional[Sequence[str]] = None) -> str:
     """A markdown table: per arm, test and cross-breed Dice as mean ± half the range over seeds,
     the difference of means from ``reference``, and the median wall time of the test-task
     runs. ``pick``: which checkpoint of each run ("best" or "last"); ``arms``: rows to show."""
-    per = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))  # arm -> task -> seed -> [dice]
+    per = per_seed(records, pick)
     wall = defaultdict(list)
     for r in records:
-        task = "sample" if r["task"] == "sample" else "cross"
-        per[r["arm"]][task][r["seed"]].append(r[f"test_dice_{pick}"])
-        if task == "sample":
+        if r["task"] == "sample":
             wall[r["arm"]].append(r["wall_s"])
 
     def stats(arm, task):
-        """Mean over seeds (each seed's cross-breed value is the mean of its directions)."""
-        values = [float(np.mean(v)) for v in per[arm][task].values()] if arm in per else []
+        values = list(per.get(arm, {}).get(task, {}).values())
         if not values:
             return "–", None
         return f"{np.mean(values):.4f} ± {np.ptp(values) / 2:.4f} (n={len(values)})", float(np.mean(values))
@@ -204,6 +224,34 @@ def summarize(records: List[Dict], reference: str = "plain", pick: str = "best",
             row += [text, delta]
         row.append(f"{np.median(wall[arm]):.0f}" if wall[arm] else "–")
         lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def paired_summary(records: List[Dict], reference: str = "plain", pick: str = "best",
+                   reference_pick: Optional[str] = None, arms: Optional[Sequence[str]] = None) -> str:
+    """A markdown table of differences paired by seed: per arm and task, the arm's Dice minus the
+    reference's on each seed both ran, then their mean ± standard error and the worst seed.
+    Pairing removes what a seed does to both sides (split, initial weights), so it resolves
+    smaller effects than the difference of means. ``reference_pick``: the reference's
+    checkpoint, when it differs from ``pick`` (e.g. segkit's best.pth against the plain loop's
+    last epoch)."""
+    arm_values = per_seed(records, pick)
+    ref_values = per_seed(records, reference_pick or pick).get(reference, {})
+
+    def paired(arm, task):
+        mine, theirs = arm_values[arm].get(task, {}), ref_values.get(task, {})
+        diffs = [mine[s] - theirs[s] for s in sorted(mine) if s in theirs]
+        if not diffs:
+            return "–"
+        se = f" ± {np.std(diffs, ddof=1) / np.sqrt(len(diffs)):.4f}" if len(diffs) > 1 else ""
+        return f"{np.mean(diffs):+.4f}{se} (n={len(diffs)}, worst {min(diffs):+.4f})"
+
+    lines = [f"paired by seed: {pick}.pth minus '{reference}' {reference_pick or pick}.pth; "
+             "mean ± standard error, worst seed",
+             "| arm | Δ test Dice | Δ cross-breed Dice |", "|---|---|---|"]
+    same_checkpoint = (reference_pick or pick) == pick  # else the reference's own row compares checkpoints
+    shown = [a for a in (arms or sorted(arm_values)) if a in arm_values and not (a == reference and same_checkpoint)]
+    lines += [f"| {arm} | {paired(arm, 'sample')} | {paired(arm, 'cross')} |" for arm in shown]
     return "\n".join(lines)
 
 

@@ -11,7 +11,8 @@ what segkit does differently.
 ``PlainOptions`` moves single factors over to segkit's side for the ablation
 (``segkit.experiments.ablation``): bf16 autocast, one shared draw for every augmentation
 step (what an augmentation pipeline seeded once per sample does when it hands every step
-the same seed), mask borders marked ignored, and picking the best epoch on val.
+the same seed), mask borders marked ignored, JPEG draft decoding, and segkit's configured
+albumentations steps in place of the torchvision ones.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-__all__ = ["PlainOptions", "LabAugment", "PlainPetDataset", "plain_dataset", "train_plain_loop"]
+__all__ = ["PlainOptions", "LabAugment", "ConfigAugment", "PlainPetDataset", "plain_dataset", "train_plain_loop"]
 
 logger = logging.getLogger("segkit")
 
@@ -46,6 +47,7 @@ class PlainOptions:
     shared_draw: bool = False        # one random number decides every augmentation step
     ignore_border: bool = False      # pixels that rotation/affine invent are ignored, not background
     jpeg_draft: bool = False         # let libjpeg decode at a reduced scale before the resize
+    config_augment: bool = False     # segkit's configured albumentations steps instead of LabAugment
 
 
 class LabAugment:
@@ -77,6 +79,29 @@ class LabAugment:
             args = dict(angle=0, translate=(5, 5), scale=1.05, shear=2)
             image, mask = TF.affine(image, **args), TF.affine(mask, **args, fill=self.mask_fill)
         return image, mask
+
+
+class ConfigAugment:
+    """segkit's augmentation (the config's INPUT.TRAIN_TRANSFORMS, built by albumentations) in
+    LabAugment's place: moves the library, its parameter distributions and interpolation to
+    segkit's side and nothing else. Each item is seeded from the loop's own ``random`` stream
+    (one seed per step, as segkit does), and borders are filled like LabAugment's.
+    """
+
+    def __init__(self, nodes, mask_fill: int = 0):
+        import albumentations as A
+
+        from ..data.transforms import build_transform
+
+        self.compose = A.Compose([build_transform(n, mask_fill, where=f"INPUT.TRAIN_TRANSFORMS[{i}]")
+                                  for i, n in enumerate(nodes)])
+
+    def __call__(self, image: Image.Image, mask: Image.Image):
+        from ..data.transforms import seed_transforms
+
+        seed_transforms(self.compose, random.getrandbits(32))
+        out = self.compose(image=np.asarray(image), mask=np.asarray(mask))
+        return Image.fromarray(out["image"]), Image.fromarray(out["mask"])
 
 
 class PlainPetDataset(Dataset):
@@ -162,7 +187,11 @@ def train_plain_loop(cfg, options: PlainOptions = PlainOptions(), eval_splits=("
     model = build_model(cfg)
     if options.bf16:
         model.to(memory_format=torch.channels_last)
-    augment = LabAugment(options.shared_draw, IGNORE if options.ignore_border else 0) if options.augment else None
+    mask_fill = IGNORE if options.ignore_border else 0
+    augment = None
+    if options.augment:
+        augment = (ConfigAugment(cfg.INPUT.TRAIN_TRANSFORMS, mask_fill) if options.config_augment
+                   else LabAugment(options.shared_draw, mask_fill))
     workers = int(cfg.DATA.NUM_WORKERS)
     loader_args = dict(num_workers=workers, persistent_workers=workers > 0)
     train = DataLoader(plain_dataset(cfg, "train", augment, options.jpeg_draft), batch_size=cfg.SOLVER.BATCH_SIZE,
