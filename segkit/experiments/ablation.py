@@ -235,8 +235,9 @@ def paired_summary(records: List[Dict], reference: str = "plain", pick: str = "b
     smaller effects than the difference of means. ``reference_pick``: the reference's
     checkpoint, when it differs from ``pick`` (e.g. segkit's best.pth against the plain loop's
     last epoch)."""
+    same_checkpoint = (reference_pick or pick) == pick  # else the reference's own row compares checkpoints
     arm_values = per_seed(records, pick)
-    ref_values = per_seed(records, reference_pick or pick).get(reference, {})
+    ref_values = (arm_values if same_checkpoint else per_seed(records, reference_pick)).get(reference, {})
 
     def paired(arm, task):
         mine, theirs = arm_values[arm].get(task, {}), ref_values.get(task, {})
@@ -249,7 +250,6 @@ def paired_summary(records: List[Dict], reference: str = "plain", pick: str = "b
     lines = [f"paired by seed: {pick}.pth minus '{reference}' {reference_pick or pick}.pth; "
              "mean ± standard error, worst seed",
              "| arm | Δ test Dice | Δ cross-breed Dice |", "|---|---|---|"]
-    same_checkpoint = (reference_pick or pick) == pick  # else the reference's own row compares checkpoints
     shown = [a for a in (arms or sorted(arm_values)) if a in arm_values and not (a == reference and same_checkpoint)]
     lines += [f"| {arm} | {paired(arm, 'sample')} | {paired(arm, 'cross')} |" for arm in shown]
     return "\n".join(lines)

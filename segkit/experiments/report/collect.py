@@ -16,7 +16,7 @@ import yaml
 
 from ...config import flatten_config
 from ..sweep import MANIFEST, TEST_JSON, read_manifest, short_keys
-from ..tune.study import STUDY_FILE
+from ..tune.study import STUDY_DB, STUDY_FILE, sqlite_path, storage_url
 
 __all__ = ["MISSING", "SummaryError", "RunResult", "number", "read_epochs", "read_run",
            "collect_runs", "display", "varying_config_keys", "setting_columns", "load_study_of", "read_study_info"]
@@ -112,7 +112,7 @@ def read_run(path: str, **known: Any) -> RunResult:
     # A sweep calls a run finished in an earlier call "skipped"; here only the files count.
     if run.test:
         run.status = "done"
-    elif run.status in ("complete", "pruned", "failed", "running", "waiting"):
+    elif run.status in _TRIAL_STATUS.values():
         pass  # a study's trial: Optuna's state says it
     elif not run.status or run.status == "skipped":
         run.status = "trained, not tested" if run.epochs else "no results"
@@ -147,9 +147,9 @@ def load_study_of(folder: str, info: dict):
     import optuna
 
     storage = info["storage"]
-    local = os.path.join(folder, "study.db")
-    if storage.startswith("sqlite:///") and not os.path.isfile(storage[len("sqlite:///"):]) and os.path.isfile(local):
-        storage = "sqlite:///" + os.path.abspath(local)
+    recorded = sqlite_path(storage)
+    if recorded is not None and not os.path.isfile(recorded) and os.path.isfile(os.path.join(folder, STUDY_DB)):
+        storage = storage_url(folder)
     try:
         return optuna.load_study(study_name=info["name"], storage=storage)
     except Exception as e:

@@ -15,6 +15,7 @@ import math
 import multiprocessing
 import os
 import time
+from collections import Counter
 from typing import Any, Dict, List, Optional
 
 from ...config import load_config
@@ -122,9 +123,9 @@ def run_worker(settings: TuneSettings, seed: int, epochs: int, threads: Optional
                        gc_after_trial=True)
 
 
-def _spawn_workers(settings: TuneSettings, seed: int, epochs: int, jobs: int) -> List[multiprocessing.Process]:
-    """``jobs - 1`` more workers on this machine (this process is one too), sharing the cores."""
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+def _spawn_workers(settings: TuneSettings, seed: int, epochs: int, jobs: int,
+                   threads: int) -> List[multiprocessing.Process]:
+    """``jobs - 1`` more workers on this machine (this process is one too), ``threads`` each."""
     context = multiprocessing.get_context("spawn")
     procs = [context.Process(target=run_worker, args=(settings, seed + i, epochs, threads), daemon=False)
              for i in range(1, jobs)]
@@ -166,17 +167,17 @@ def run_tune(settings: TuneSettings, jobs: int = 1, command: Optional[List[str]]
         "metric": settings.metric, "direction": settings.direction, "sampler": settings.sampler,
         "pruner": settings.pruner, "trials": settings.trials, "command": list(command or [])})
     start = time.perf_counter()
-    procs = _spawn_workers(settings, seed, epochs, jobs) if jobs > 1 else []
+    # Workers on this machine share its cores; one worker keeps torch's own thread count.
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    procs = _spawn_workers(settings, seed, epochs, jobs, threads) if jobs > 1 else []
     try:
-        run_worker(settings, seed, epochs, threads=max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None)
+        run_worker(settings, seed, epochs, threads=threads)
     finally:
         for p in procs:
             p.join()
     wall = time.perf_counter() - start
     study = open_study(settings, seed, epochs)
-    counts: Dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
-        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    counts = dict(Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False)))
     if not counts.get("complete") and not counts.get("pruned"):
         raise TuneError(f"no trial of study '{settings.name}' finished ({json.dumps(counts)}); see the trials' "
                         f"log.txt under {settings.folder}")

@@ -27,7 +27,7 @@ from .space import Param, TuneError, parse_space_arg, parse_spec, space_signatur
 
 __all__ = ["TuneSettings", "TUNE_FILE_KEYS", "SAMPLERS", "PRUNERS", "DIRECTIONS", "DEFAULT_OUTPUT_ROOT",
            "STUDY_FILE", "TRIAL_CONFIG", "load_tune", "trial_config", "trial_overrides", "check_space", "open_study",
-           "storage_url"]
+           "storage_url", "sqlite_path", "STUDY_DB"]
 
 TUNE_FILE_KEYS = ("BASE", "SPACE", "OVERRIDES", "NAME", "OUTPUT_ROOT", "TRIALS", "METRIC", "DIRECTION",
                   "SAMPLER", "PRUNER", "TIMEOUT")
@@ -36,6 +36,7 @@ PRUNERS = ("median", "hyperband", "none")
 DIRECTIONS = ("maximize", "minimize")
 DEFAULT_OUTPUT_ROOT = os.path.join("work_dirs", "studies")
 STUDY_FILE = "study.json"  # in the study folder: where the storage is, for summarize and later workers
+STUDY_DB = "study.db"  # in the study folder: the default SQLite storage
 TRIAL_CONFIG = "tune_config.yaml"  # in a trial folder when a group key picks _base_ files
 HEARTBEAT_S = 60  # a running trial's worker writes a heartbeat this often
 GRACE_S = 180  # a trial with no heartbeat for this long is marked failed (and retried once)
@@ -70,7 +71,7 @@ class TuneSettings:
 
 def storage_url(folder: str) -> str:
     """The default storage: ``study.db`` in the study folder."""
-    return "sqlite:///" + os.path.abspath(os.path.join(folder, "study.db"))
+    return "sqlite:///" + os.path.abspath(os.path.join(folder, STUDY_DB))
 
 
 def _read_tune_file(path: str) -> Optional[dict]:
@@ -195,12 +196,13 @@ def check_space(settings: TuneSettings) -> None:
                     raise TuneError(f"search space {param.describe()}: {e}") from e
 
 
-def _sqlite_path(url: str) -> Optional[str]:
+def sqlite_path(url: str) -> Optional[str]:
+    """The file of a ``sqlite:///`` storage URL; None for any other storage."""
     return url[len("sqlite:///"):] if url.startswith("sqlite:///") else None
 
 
 def _open_storage(optuna, url: str):
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     if path is not None:
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
