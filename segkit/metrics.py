@@ -24,7 +24,8 @@ import torch
 
 __all__ = ["predict_labels", "confusion_counts", "pixel_counts", "scores_from_counts", "per_image_scores",
            "per_image_from_counts", "dice_per_image", "iou_per_image", "precision_per_image", "recall_per_image",
-           "accuracy_per_image", "micro_scores", "METRICS"]
+           "accuracy_per_image", "micro_scores", "METRICS", "confusion_matrix", "confusion_matrices",
+           "counts_from_confusion", "class_scores", "CLASS_METRICS"]
 
 # The overlap metrics, in the order reports show them; accuracy is counted apart (it needs TN).
 RATIO_METRICS = ("dice", "iou", "precision", "recall")
@@ -38,22 +39,38 @@ def predict_labels(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor
     return logits.argmax(dim=1)
 
 
+def confusion_matrices(pred: torch.Tensor, target: torch.Tensor, num_labels: int,
+                       ignore_index: int = 255) -> torch.Tensor:
+    """(B, K, K) int64 per-image pixel counts over labelled pixels: row = true label, column =
+    predicted label. One bincount for all classes (a loop over 150 ADE20K classes at full
+    resolution would take seconds per image); a target value that is neither a label nor
+    ``ignore_index`` is left out (the data check reports it)."""
+    k, b = int(num_labels), pred.shape[0]
+    valid = (target != ignore_index) & (target >= 0) & (target < k)
+    image = torch.arange(b, device=target.device).view(-1, *([1] * (target.dim() - 1))).expand_as(target)
+    index = (image * k + target.long().clamp(0, k - 1)) * k + pred.long().clamp(0, k - 1)
+    return torch.bincount(index[valid].flatten().cpu(), minlength=b * k * k).reshape(b, k, k)
+
+
 def confusion_counts(pred: torch.Tensor, target: torch.Tensor, num_classes: int = 1,
                      ignore_index: int = 255) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """True-positive, false-positive and false-negative pixel counts, each (B, K).
 
     K is 1 (the foreground) for binary labels and ``num_classes`` otherwise.
     """
-    valid = target != ignore_index
-    classes = [1] if num_classes == 1 else range(num_classes)
-    tp, fp, fn = [], [], []
-    for c in classes:
-        p = (pred == c) & valid
-        g = (target == c) & valid
-        tp.append((p & g).flatten(1).sum(1))
-        fp.append((p & ~g).flatten(1).sum(1))
-        fn.append((~p & g).flatten(1).sum(1))
-    return torch.stack(tp, 1).double(), torch.stack(fp, 1).double(), torch.stack(fn, 1).double()
+    return counts_from_confusion(confusion_matrices(pred, target, 2 if num_classes == 1 else num_classes,
+                                                    ignore_index), num_classes)
+
+
+def counts_from_confusion(cm: torch.Tensor, num_classes: int = 1) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(tp, fp, fn) per image and class from (B, K, K) confusion matrices (the foreground column
+    alone for a binary model), as float64."""
+    cm = cm.double()
+    tp = torch.diagonal(cm, dim1=-2, dim2=-1)
+    fp, fn = cm.sum(-2) - tp, cm.sum(-1) - tp
+    if num_classes == 1:
+        return tp[:, 1:2], fp[:, 1:2], fn[:, 1:2]
+    return tp, fp, fn
 
 
 def pixel_counts(pred: torch.Tensor, target: torch.Tensor, ignore_index: int = 255
@@ -150,4 +167,45 @@ def micro_scores(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor, correct: 
         out[key] = float(_mean_over_present(per_class, present))
         out[f"{key}_per_class"] = [float(v) for v in per_class]
     out["accuracy"] = float(correct / valid) if valid > 0 else 1.0
+    return out
+
+
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_labels: int,
+                     ignore_index: int = 255) -> torch.Tensor:
+    """(K, K) int64 pixel counts of a batch (``confusion_matrices`` summed over its images)."""
+    return confusion_matrices(pred, target, num_labels, ignore_index).sum(0)
+
+
+# The per-class columns, named as mmsegmentation names them.
+CLASS_METRICS = ("IoU", "Dice", "Acc", "Precision")
+
+
+def class_scores(confusion) -> Dict[str, object]:
+    """mmsegmentation's per-class table from a summed confusion matrix.
+
+    Per class: IoU = TP / (TP + FP + FN), Dice = 2TP / (2TP + FP + FN), Acc = TP / (TP + FN) (the
+    share of the class's pixels found; mmseg's "Acc"), Precision = TP / (TP + FP); NaN where the
+    denominator is 0 (the class is in neither prediction nor truth, or, for Acc, not in the truth).
+    Means skip NaN, as mmseg's: mIoU, mDice, mAcc, mPrecision; aAcc is the share of all labelled
+    pixels labelled right. Returns lists (one value per class) and floats; ``gt_pixels`` and
+    ``pred_pixels`` are the class's pixel counts in the truth and in the prediction.
+    """
+    cm = torch.as_tensor(confusion, dtype=torch.float64)
+    tp = cm.diag()
+    gt, pred = cm.sum(1), cm.sum(0)
+
+    def ratio(num, den):
+        return torch.where(den > 0, num / den.clamp_min(1), torch.full_like(num, float("nan")))
+
+    per_class = {"IoU": ratio(tp, gt + pred - tp), "Dice": ratio(2 * tp, gt + pred), "Acc": ratio(tp, gt),
+                 "Precision": ratio(tp, pred)}
+    out: Dict[str, object] = {}
+    for key, values in per_class.items():
+        defined = values[~torch.isnan(values)]
+        out[f"m{key}"] = float(defined.mean()) if defined.numel() else float("nan")
+        out[key] = [float(v) for v in values]
+    total = cm.sum()
+    out["aAcc"] = float(tp.sum() / total) if total > 0 else float("nan")
+    out["gt_pixels"] = [int(v) for v in gt]
+    out["pred_pixels"] = [int(v) for v in pred]
     return out

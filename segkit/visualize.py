@@ -1,9 +1,12 @@
-"""Pictures of predictions: mask files, overlays with contours, and a best/worst grid.
+"""Pictures of predictions: mask files, colour masks, overlays with contours, a best/worst grid,
+and the per-class report of an evaluation (table and confusion matrix).
 
-``tools/test.py --out-dir`` and ``tools/infer.py`` both write through :class:`PredictionWriter`,
-so a mask or overlay looks the same whichever tool made it. Binary masks are saved as 0/255
-greyscale PNGs (readable by any viewer, and by the ``folder`` dataset with MASK_VALUES
-[[0, 0], [255, 1]]); multi-class masks as palette PNGs whose pixel values are the class ids.
+``segkit test --out-dir`` and ``segkit infer`` both write through :class:`PredictionWriter`,
+so a mask or overlay looks the same whichever tool made it. ``masks/<name>.png`` holds the raw
+labels: binary masks as 0/255 greyscale PNGs (readable by any viewer, and by the ``folder``
+dataset with MASK_VALUES [[0, 0], [255, 1]]), multi-class masks as greyscale PNGs whose pixel
+values are the class ids. ``colour/<name>.png`` paints each label in the dataset's palette
+(DATA.PALETTE; see ``segkit.data.dataset_meta``), and the overlays use the same colours.
 """
 from __future__ import annotations
 
@@ -17,54 +20,59 @@ import numpy as np
 from PIL import Image
 
 from .utils.files import atomic_write, atomic_write_text
+from .utils.palette import HIGH_CONTRAST, generic_palette
 
-__all__ = ["PALETTE", "mask_image", "overlay", "best_worst_grid", "PredictionWriter", "safe_stem", "output_names",
-           "refuse_dataset_overlap", "check_prediction_dir", "foreign_files", "read_manifest", "MANIFEST"]
+__all__ = ["PALETTE", "mask_image", "colour_mask", "overlay", "best_worst_grid", "confusion_figure",
+           "PredictionWriter", "safe_stem", "output_names", "refuse_dataset_overlap", "check_prediction_dir",
+           "foreign_files", "read_manifest", "MANIFEST", "class_table_csv", "confusion_csv"]
 
-# Class colours (RGB): class 0 (background) is never painted; 1.. follow a high-contrast list.
-PALETTE = np.array([[0, 0, 0], [255, 64, 64], [64, 160, 255], [255, 210, 0], [64, 220, 120],
-                    [200, 80, 255], [255, 140, 0], [0, 220, 220], [255, 105, 180]], dtype=np.uint8)
+# Class colours (RGB) when none are given: class 0 (background) black, then a high-contrast list.
+PALETTE = HIGH_CONTRAST
 
 
-def _colour(label: int) -> np.ndarray:
-    """Class ``label``'s colour; labels past the palette cycle through it, skipping black."""
-    return PALETTE[label] if label < len(PALETTE) else PALETTE[1 + (label - 1) % (len(PALETTE) - 1)]
+def _palette(palette: Optional[np.ndarray], labels: int = 256) -> np.ndarray:
+    """(256, 3) uint8 colours: ``palette`` for its labels, the generic colours past it."""
+    full = generic_palette(max(256, labels))[:256].copy()
+    if palette is not None:
+        given = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)[:256]
+        full[:len(given)] = given
+    return full
 
 
 def mask_image(pred: np.ndarray, num_classes: int = 1) -> Image.Image:
-    """A (H, W) label array as a PNG-ready image: 0/255 "L" for binary, class-id palette "P" otherwise."""
+    """A (H, W) label array as a PNG-ready image of raw labels: 0/255 "L" for binary, class ids
+    "L" otherwise."""
     pred = np.asarray(pred, dtype=np.uint8)
     if num_classes <= 1:
         return Image.fromarray(np.where(pred > 0, 255, 0).astype(np.uint8), mode="L")
-    img = Image.fromarray(pred, mode="P")
-    palette = np.zeros((256, 3), np.uint8)
-    for c in range(256):
-        palette[c] = _colour(c) if c else (0, 0, 0)
-    img.putpalette(palette.flatten().tolist())
-    return img
+    return Image.fromarray(pred, mode="L")
 
 
-def overlay(image: np.ndarray, pred: np.ndarray, alpha: float = 0.45, contour: int = 2) -> np.ndarray:
+def colour_mask(pred: np.ndarray, palette: Optional[np.ndarray] = None) -> np.ndarray:
+    """(H, W, 3) uint8: every pixel in the colour of its label."""
+    return _palette(palette)[np.asarray(pred, dtype=np.uint8)]
+
+
+def overlay(image: np.ndarray, pred: np.ndarray, alpha: float = 0.45, contour: int = 2,
+            palette: Optional[np.ndarray] = None) -> np.ndarray:
     """The image with each non-background class tinted in its colour and outlined (uint8 HWC RGB)."""
     image = np.asarray(image, dtype=np.uint8)
     pred = np.asarray(pred)
     if image.shape[:2] != pred.shape:
         raise ValueError(f"overlay: image is {image.shape[1]}x{image.shape[0]} but the mask is "
                          f"{pred.shape[1]}x{pred.shape[0]}; expected equal sizes")
+    colours = _palette(palette)
     out = image.astype(np.float32)
-    for label in np.unique(pred):
-        if label == 0:
-            continue
+    labels = [int(v) for v in np.unique(pred) if v != 0]
+    for label in labels:
         where = pred == label
-        out[where] = (1 - alpha) * out[where] + alpha * _colour(int(label))
+        out[where] = (1 - alpha) * out[where] + alpha * colours[label]
     out = out.round().astype(np.uint8)
     if contour > 0:
-        for label in np.unique(pred):
-            if label == 0:
-                continue
+        for label in labels:
             binary = (pred == label).astype(np.uint8)
             contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            cv2.drawContours(out, contours, -1, tuple(int(c) for c in _colour(int(label))), contour)
+            cv2.drawContours(out, contours, -1, tuple(int(c) for c in colours[label]), contour)
     return out
 
 
@@ -108,6 +116,61 @@ def best_worst_grid(best: Sequence[tuple], worst: Sequence[tuple], path: str, th
             fig.text(x / width, 1 - (y + thumb + 2) / height, "\n".join(lines), fontsize=font, va="top",
                      ha="left", linespacing=1.1)
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, facecolor="white"))
+
+
+def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str], path: str, title: str = "") -> None:
+    """The confusion matrix as a PNG, each row normalised to 1 (the share of a true class's pixels
+    given each label: the diagonal is the class's accuracy), with class names on both axes;
+    values written in the cells up to 20 classes. matplotlib's object API, no display needed."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cm = np.asarray(confusion, dtype=np.float64)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    k = len(classes)
+    side = min(24.0, max(4.5, 0.45 * k + 2.5))
+    fig = Figure(figsize=(side + 1.2, side), dpi=100, facecolor="white")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    shown = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="share of the true class's pixels")
+    font = 9 if k <= 20 else max(3, int(180 / k))
+    ax.set_xticks(range(k), [str(c) for c in classes], rotation=90, fontsize=font)
+    ax.set_yticks(range(k), [str(c) for c in classes], fontsize=font)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title)
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                if norm[i, j] >= 0.005:
+                    ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if norm[i, j] > 0.6 else "black")
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100, facecolor="white"))
+
+
+def _csv_text(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if isinstance(v, float) and v != v else (f"{v:.6f}" if isinstance(v, float) else v)
+                         for v in row])
+    return text.getvalue()
+
+
+def class_table_csv(per_class: Sequence[Dict[str, object]]) -> str:
+    """The per-class rows of an evaluation as CSV (an undefined value, NaN, is an empty cell)."""
+    header = ["class", "IoU", "Dice", "Acc", "Precision", "gt_pixels", "pred_pixels"]
+    return _csv_text(header, [[row.get(k) for k in header] for row in per_class])
+
+
+def confusion_csv(confusion: Sequence[Sequence[int]], classes: Sequence[str]) -> str:
+    """Pixel counts, one row per true class, one column per predicted class."""
+    return _csv_text(["true \\ predicted", *classes], [[c, *row] for c, row in zip(classes, confusion)])
 
 
 def safe_stem(name: str) -> str:
@@ -178,8 +241,8 @@ def refuse_dataset_overlap(path: str, data_root: Optional[str], what: str = "out
                      f"overwrite its images and masks). Choose a folder outside it, e.g. under work_dirs/")
 
 
-PNG_SUBDIRS = ("masks", "overlays")
-REPORT_FILES = ("per_image.csv", "best_worst.png")
+PNG_SUBDIRS = ("masks", "colour", "overlays")
+REPORT_FILES = ("per_image.csv", "best_worst.png", "per_class.csv", "confusion_matrix.csv", "confusion_matrix.png")
 MANIFEST = ".segkit-outputs"  # one path per line, relative to the folder: the files segkit wrote there
 
 
@@ -230,8 +293,10 @@ def _save_image(path: str, image: Image.Image) -> None:
 
 
 class PredictionWriter:
-    """Writes ``masks/<name>.png`` and ``overlays/<name>.png`` under ``out_dir``; with
-    records, ``finish`` adds ``per_image.csv`` (worst first) and ``best_worst.png``.
+    """Writes ``masks/<name>.png`` (raw labels), ``colour/<name>.png`` (labels in ``palette``'s
+    colours) and ``overlays/<name>.png`` under ``out_dir``; with records, ``finish`` adds
+    ``per_image.csv`` (worst first) and ``best_worst.png``, and ``write_class_report`` the
+    per-class table and confusion matrix of an evaluation.
 
     Nothing a user wrote is replaced: ``out_dir`` may not be or lie in (or hold) ``data_root``,
     and every file written is first listed in ``out_dir/.segkit-outputs``; a mask, overlay or
@@ -242,9 +307,11 @@ class PredictionWriter:
     ``~2``, ``~3``… suffixes instead of overwriting each other.
     """
 
-    def __init__(self, out_dir: str, num_classes: int = 1, data_root: Optional[str] = None):
+    def __init__(self, out_dir: str, num_classes: int = 1, data_root: Optional[str] = None,
+                 palette: Optional[np.ndarray] = None):
         check_prediction_dir(out_dir, data_root)
         self.out_dir, self.num_classes = out_dir, int(num_classes)
+        self.palette = _palette(palette)
         self.owned = read_manifest(out_dir)
         self.files: Dict[str, Dict[str, str]] = {}  # name → its mask and overlay paths, this run
         self._taken: set = set()  # casefolded stems written this run
@@ -270,12 +337,27 @@ class PredictionWriter:
         while stem.casefold() in self._taken:
             n += 1
             stem = f"{base}~{n}"
-        mask_path, overlay_path = self._claim(f"masks/{stem}.png"), self._claim(f"overlays/{stem}.png")
-        _save_image(mask_path, mask_image(pred, self.num_classes))
-        _save_image(overlay_path, Image.fromarray(overlay(image, pred)))
+        paths = {kind: self._claim(f"{sub}/{stem}.png")
+                 for kind, sub in (("mask", "masks"), ("colour", "colour"), ("overlay", "overlays"))}
+        _save_image(paths["mask"], mask_image(pred, self.num_classes))
+        _save_image(paths["colour"], Image.fromarray(colour_mask(pred, self.palette)))
+        _save_image(paths["overlay"], Image.fromarray(overlay(image, pred, palette=self.palette)))
         self._taken.add(stem.casefold())
-        self.files[str(name)] = paths = {"mask": mask_path, "overlay": overlay_path}
+        self.files[str(name)] = paths
         return dict(paths)
+
+    def write_class_report(self, result: Dict[str, object], prefix: str = "") -> Dict[str, str]:
+        """``per_class.csv``, ``confusion_matrix.csv`` and ``confusion_matrix.png`` (rows normalised)
+        from an evaluation result's ``per_class`` and ``confusion`` (keys with ``prefix``)."""
+        per_class, confusion = result[f"{prefix}per_class"], result[f"{prefix}confusion"]
+        classes = [str(row["class"]) for row in per_class]
+        out = {"per_class_csv": self._claim("per_class.csv"), "confusion_csv": self._claim("confusion_matrix.csv"),
+               "confusion_png": self._claim("confusion_matrix.png")}
+        atomic_write_text(out["per_class_csv"], class_table_csv(per_class))
+        atomic_write_text(out["confusion_csv"], confusion_csv(confusion, classes))
+        confusion_figure(confusion, classes, out["confusion_png"], title=f"{result.get('split', '')} confusion "
+                         "(rows: true class, normalised)".strip())
+        return out
 
     def finish(self, records: List[dict], sort_key: str = "dice", columns: Optional[Sequence[str]] = None,
                per_side: int = 6) -> Dict[str, str]:

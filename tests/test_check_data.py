@@ -357,10 +357,15 @@ def test_scan_decodes_each_file_once_in_a_pool_of_WORKERS_threads(root, monkeypa
     decoded, pools = _record_scan(monkeypatch)
     report = check_data(_cfg(root))
     assert report.ok, report.format()
-    # Train and val share trainval.txt, yet no file is read twice, and every listed one is read.
-    assert set(decoded) == _listed_files(root, 0.25) and set(decoded.values()) == {1}
-    assert len(decoded) == 2 * 12
+    # Train and val share trainval.txt, yet no image is read twice, and every listed file is read;
+    # a trimap is read once more for the label statistics (class frequencies, labels beyond
+    # NUM_CLASSES), which are kept in the cache folder: a second check reads each file once.
+    assert set(decoded) == _listed_files(root, 0.25) and len(decoded) == 2 * 12
+    assert {decoded[p] for p in decoded if p.endswith(".jpg")} == {1}
+    assert {decoded[p] for p in decoded if p.endswith(".png")} <= {1, 2}
     assert pools == [WORKERS] * 3  # one pool per split
+    decoded.clear()
+    assert check_data(_cfg(root)).ok and set(decoded.values()) == {1}
 
 
 def test_workers_argument_reaches_the_scan(root, monkeypatch):
@@ -396,6 +401,9 @@ def test_real_sample_has_no_problems(monkeypatch):
     assert report.ok, report.format()
     assert report.counts == {"train": 180, "val": 20, "test": 198}
     assert not any("not an image" in n for n in report.notes)
-    # What keeps the check cheap on the full dataset: one decode per file, in WORKERS threads.
-    assert set(decoded) == _listed_files(PET_ROOT, 0.1) and set(decoded.values()) == {1}
+    # What keeps the check cheap on the full dataset: one decode per image, in WORKERS threads; a
+    # trimap is read once more for the label statistics, which are cached after the first check.
+    assert set(decoded) == _listed_files(PET_ROOT, 0.1)
+    assert {n for p, n in decoded.items() if p.endswith(".jpg")} == {1} and set(decoded.values()) <= {1, 2}
     assert len(decoded) == 2 * 398 and pools == [WORKERS] * 3
+    assert [report.frequencies[s]["images"][1] for s in ("train", "val", "test")] == [180, 20, 198]  # a pet each

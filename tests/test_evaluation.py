@@ -151,6 +151,11 @@ def test_three_class_trimap_trains_and_reports_per_class(synthetic_root, tmp_pat
     assert 0.0 <= metrics["val/dice"] <= 1.0
     cfg = load_config(None, over + ["TEST.RESOLUTION", "both"])
     result = evaluate_checkpoint(cfg, os.path.join(str(tmp_path), "best.pth"))
-    assert len(result["dice_per_class"]) == 3 and len(result["orig_iou_per_class"]) == 3
-    # Every class occurs in the synthetic trimaps, so the micro value is the plain mean over classes.
-    assert result["dice_micro"] == pytest.approx(np.mean(result["dice_per_class"]))
+    assert [r["class"] for r in result["per_class"]] == ["background", "pet", "boundary"]
+    assert len(result["orig_per_class"]) == 3 and "dice_micro" not in result  # mmseg's names instead
+    # Every class occurs in the synthetic trimaps, so mDice / mIoU are plain means over the classes.
+    assert result["mDice"] == pytest.approx(np.mean([r["Dice"] for r in result["per_class"]]))
+    assert result["orig_mIoU"] == pytest.approx(np.mean([r["IoU"] for r in result["orig_per_class"]]))
+    cm = np.array(result["confusion"])
+    assert cm.shape == (3, 3) and [r["gt_pixels"] for r in result["per_class"]] == cm.sum(1).tolist()
+    assert result["aAcc"] == pytest.approx(np.trace(cm) / cm.sum())

@@ -110,15 +110,18 @@ def test_outputs_are_atomic_and_same_stem_inputs_get_distinct_names(tiny, synthe
     # b is alone: its stem; a.png is the only a.png: stem and extension; the two a.jpg: their folders too
     assert names == ["a.png.png", "b.png", "day1__a.jpg.png", "day2__a.jpg.png"]
     assert sorted(p.name for p in (out / "overlays").iterdir()) == names
+    assert sorted(p.name for p in (out / "colour").iterdir()) == names
     with Image.open(out / "masks" / "a.png.png") as m:
         assert m.size == (24, 20)
-    # `test --out-dir`: masks, overlays, per_image.csv and best_worst.png, all written by rename.
+    # `test --out-dir`: masks, colour masks, overlays, per_image.csv, best_worst.png and the per-class
+    # report (per_class.csv, confusion_matrix.csv/.png), all written by rename.
     test_out = tmp_path / "test_out"
     segkit_cli("test", config, ckpt, *over, "--out-dir", test_out)
     written = [os.path.abspath(os.path.join(d, f)) for d, _, files in os.walk(test_out) for f in files
                if f != ".segkit-outputs"]
-    assert len(written) == 8 + 8 + 2
+    assert len(written) == 8 + 8 + 8 + 2 + 3
     assert (test_out / "per_image.csv").is_file() and (test_out / "best_worst.png").is_file()
+    assert (test_out / "confusion_matrix.png").is_file() and (test_out / "per_class.csv").is_file()
     assert set(written) <= set(renamed)
     assert all(os.path.abspath(os.path.join(out, sub, n)) in renamed for sub in ("masks", "overlays") for n in names)
     # Ctrl-C in the middle of a PNG: the earlier mask stays whole, no partial or temporary file is left.

@@ -1,4 +1,5 @@
 """Every metric against values worked out by hand, including empty predictions and targets."""
+import numpy as np
 import pytest
 import torch
 
@@ -85,3 +86,21 @@ def test_multiclass_absent_class_is_left_out_of_the_mean():
     tp, fp, fn = confusion_counts(pred, target, num_classes=3)
     micro = micro_scores(tp, fp, fn, *pixel_counts(pred, target))
     assert micro["dice"] == 1.0 and micro["dice_per_class"] == [1.0, 1.0, 1.0]
+
+
+def test_confusion_matrix_and_mmseg_class_table_by_hand():
+    """Rows are the truth, columns the prediction; ignored pixels and stray labels count nowhere.
+    mmseg's definitions: a class in neither truth nor prediction has IoU/Dice NaN (left out of
+    the means), a class only predicted has Acc NaN."""
+    from segkit.metrics import class_scores, confusion_matrix
+
+    target = torch.tensor([[[0, 0, 1, 1, 255, 9]]])
+    pred = torch.tensor([[[0, 1, 1, 2, 0, 0]]])
+    cm = confusion_matrix(pred, target, num_labels=4, ignore_index=255)
+    assert cm.tolist() == [[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    s = class_scores(cm)
+    assert s["IoU"][:3] == pytest.approx([1 / 2, 1 / 3, 0.0]) and np.isnan(s["IoU"][3])
+    assert s["Dice"][:3] == pytest.approx([2 / 3, 1 / 2, 0.0])
+    assert s["Acc"][:2] == pytest.approx([1 / 2, 1 / 2]) and np.isnan(s["Acc"][2])
+    assert s["mIoU"] == pytest.approx((1 / 2 + 1 / 3 + 0) / 3) and s["mAcc"] == pytest.approx(0.5)
+    assert s["aAcc"] == pytest.approx(2 / 4) and s["gt_pixels"] == [2, 2, 0, 0] and s["pred_pixels"] == [1, 2, 1, 0]

@@ -12,6 +12,8 @@ from typing import Dict, List, Optional
 
 import torch
 
+from ..data import input_size
+
 __all__ = ["ratio", "settings", "print_header", "finish_to_dice", "add_baseline", "add_peer", "print_table"]
 
 
@@ -20,12 +22,18 @@ def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return a / b if a and b else None
 
 
+def _size(cfg):
+    """INPUT.SIZE, or "HxW" of the keep-ratio training crop."""
+    h, w = input_size(cfg)
+    return h if cfg.INPUT.GEOMETRY == "square" else f"{h}x{w}"
+
+
 def settings(run, compile_model: bool, malloc_keep_freed: bool) -> Dict:
     """What was timed and how: the part of the result that says whether two results compare."""
     cfg = run.cfg
     return {"device": str(run.device), "torch_threads": torch.get_num_threads(), "precision": run.precision,
             "channels_last": bool(cfg.MODEL.CHANNELS_LAST), "compile": bool(compile_model),
-            "size": int(cfg.INPUT.SIZE), "batch_size": int(cfg.SOLVER.BATCH_SIZE),
+            "size": _size(cfg), "batch_size": int(cfg.SOLVER.BATCH_SIZE),
             "num_workers": int(cfg.DATA.NUM_WORKERS), "cache": cfg.DATA.CACHE,
             "model": dict(getattr(run.model, "arch", {})), "malloc_keep_freed": malloc_keep_freed}
 

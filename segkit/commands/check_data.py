@@ -3,7 +3,10 @@
     segkit check-data configs/examples/folder_binary.yaml DATA.ROOT mydata
 
 Every image and mask of every split is fully decoded: missing, empty, unreadable files,
-masks of the wrong size or with unexpected values are listed together, not one per run.
+masks of the wrong size or with unexpected values (colour masks given as labels, 0/255 masks
+declared 0/1, palette indices taken for colours, labels beyond MODEL.NUM_CLASSES) are listed
+together, not one per run, each with its fix; classes that never occur in a split are noted,
+and each split's class pixel frequencies are printed.
 """
 from __future__ import annotations
 
@@ -29,5 +32,6 @@ def run(args) -> int:
     report = check_data(cfg)
     print(report.format())
     write_json_out(args.json_out, {"ok": report.ok, "counts": report.counts, "notes": report.notes,
-                                   "errors": [dataclasses.asdict(p) for p in report.errors]})
+                                   "errors": [dataclasses.asdict(p) for p in report.errors],
+                                   "classes": report.classes, "frequencies": report.frequencies})
     return 0 if report.ok else 1

@@ -1,4 +1,5 @@
-r"""Predict masks for images of any size: writes OUT_DIR/masks/<name>.png and OUT_DIR/overlays/<name>.png.
+r"""Predict masks for images of any size: writes OUT_DIR/masks/<name>.png (labels), OUT_DIR/colour/<name>.png
+(the labels in the dataset's colours) and OUT_DIR/overlays/<name>.png.
 
     segkit infer configs/quickstart.yaml work_dirs/quickstart/best.pth photos/ "more/*.png" one.jpg \
         --out-dir work_dirs/predictions
@@ -93,7 +94,7 @@ def run(args) -> int:
     names = output_names(files)
     predictor = Predictor(cfg, args.checkpoint, device=args.device, precision=args.precision,
                           tta_flip=None if args.tta is None else args.tta == "flip", tta_scales=args.tta_scales)
-    writer = PredictionWriter(args.out_dir, predictor.num_classes, data_root=cfg.DATA.ROOT)
+    writer = PredictionWriter(args.out_dir, predictor.num_classes, data_root=cfg.DATA.ROOT, palette=predictor.palette)
     failed, written = [], 0
     for path, name in tqdm(list(zip(files, names)), desc="infer", unit="img", disable=args.no_progress,
                            file=sys.stderr):

@@ -80,7 +80,8 @@ def format_summary(result: dict) -> str:
     for prefix, where in sections:
         size = "INPUT.SIZE" if where == "network" else "each image its own size"
         lines.append(f"  at {where} resolution ({size}):")
-        lines.append(f"    {'':<9} mean ± std over images    dataset (micro)")
+        micro_head = "dataset (micro)" if f"{prefix}dice_micro" in result else ""
+        lines.append(f"    {'':<9} mean ± std over images    {micro_head}".rstrip())
         for key in ("loss", "dice", "iou", "precision", "recall", "accuracy"):
             if f"{prefix}{key}_mean" not in result:
                 continue
@@ -88,10 +89,30 @@ def format_summary(result: dict) -> str:
             micro_text = f"{micro:.4f}" if isinstance(micro, float) else ""
             lines.append(f"    {key:<9} {result[f'{prefix}{key}_mean']:.4f} ± {result[f'{prefix}{key}_std']:.4f}"
                          f"{'':<10}{micro_text}")
-        for key in ("dice", "iou"):
-            per_class = result.get(f"{prefix}{key}_per_class")
-            if per_class:
-                lines.append(f"    {key} per class (micro): " + ", ".join(f"{c}: {v:.4f}" for c, v in enumerate(per_class)))
+        lines += class_table(result, prefix)
     if result.get("out_dir"):
-        lines.append(f"  predictions, per_image.csv and best_worst.png in {os.path.dirname(result['out_dir']['csv'])}")
+        lines.append(f"  predictions, per_image.csv, best_worst.png, per_class.csv and confusion_matrix.csv/.png in "
+                     f"{os.path.dirname(result['out_dir']['csv'])}")
     return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    return "     -" if not isinstance(value, float) or value != value else f"{value:6.4f}"
+
+
+def class_table(result: dict, prefix: str = "") -> List[str]:
+    """mmseg's summary line (aAcc, mIoU, mAcc, mDice) and the per-class table, classes by name
+    ("-": the class is in neither truth nor prediction, or, for Acc, not in the truth)."""
+    rows = result.get(f"{prefix}per_class")
+    if not rows:
+        return []
+    summary = "  ".join(f"{k} {result[prefix + k]:.4f}" for k in ("aAcc", "mIoU", "mAcc", "mDice")
+                        if isinstance(result.get(prefix + k), float) and result[prefix + k] == result[prefix + k])
+    width = max(8, *(len(str(r["class"])) for r in rows))
+    lines = [f"    per class ({summary}):", f"    {'class':<{width}}  {'IoU':>6}  {'Dice':>6}  {'Acc':>6}  "
+             f"{'pixels':>6}"]
+    total = sum(int(r["gt_pixels"]) for r in rows) or 1
+    for r in rows:
+        share = f"{100 * int(r['gt_pixels']) / total:5.1f}%"
+        lines.append(f"    {str(r['class']):<{width}}  {_cell(r['IoU'])}  {_cell(r['Dice'])}  {_cell(r['Acc'])}  {share}")
+    return lines

@@ -65,6 +65,14 @@ _C.DATA.VAL_FRACTION = 0.1
 # Mask value meaning "not labelled": excluded from every loss and metric.
 _C.DATA.IGNORE_INDEX = 255
 
+# Names of the labels 0..K-1 (K = MODEL.NUM_CLASSES, or 2 for a binary model: background and
+# foreground), shown in every table, log and served answer. Empty: the dataset's own names (each
+# registered dataset declares them; its _base_/datasets/*.yaml repeats them), else "class_<i>".
+_C.DATA.CLASSES = []
+# One [r, g, b] colour (0-255) per label, for colour masks, overlays and TensorBoard. Empty: the
+# dataset's own palette, else segkit's generic one.
+_C.DATA.PALETTE = []
+
 # Data-loader worker processes; 0 loads in the main process.
 _C.DATA.NUM_WORKERS = 2
 
@@ -92,9 +100,31 @@ _C.DATA.SKIP_BAD = False
 # ---------------------------------------------------------------------------- #
 _C.INPUT = CN()
 
-# Images and masks are resized to SIZE x SIZE pixels before the network sees them (16 to 2048:
-# larger sizes need more memory and data cache than is sane; crop or tile big images instead).
+# How an image meets the network. "square": resized to SIZE x SIZE, aspect ratio not kept (the
+# lab report's pipeline; its configs keep it). "keep_ratio" (mmseg's pipeline, for street scenes,
+# indoor scenes, tiles …): rescaled keeping the aspect ratio to SCALE; in training then rescaled
+# again by a random factor from RATIO_RANGE, cropped to CROP_SIZE (retrying crops that
+# CAT_MAX_RATIO refuses) and padded to CROP_SIZE with IGNORE_INDEX; in evaluation the whole
+# rescaled image is scored at its original size.
+_C.INPUT.GEOMETRY = "square"
+
+# GEOMETRY square: images and masks are resized to SIZE x SIZE pixels before the network sees them
+# (16 to 2048: larger sizes need more memory and data cache than is sane; crop or tile instead).
 _C.INPUT.SIZE = 256
+
+# GEOMETRY keep_ratio: [long edge, short edge] bounds of the rescale (mmseg's ``scale`` with
+# keep_ratio): each image is scaled by min(long / its long side, short / its short side), so
+# one side meets its bound and neither exceeds it. [2048, 1024] keeps a Cityscapes frame as it is.
+_C.INPUT.SCALE = [2048, 512]
+# GEOMETRY keep_ratio, training: the random factor range applied on top of SCALE (mmseg's
+# RandomResize ratio_range); [1.0, 1.0] turns the random rescale off.
+_C.INPUT.RATIO_RANGE = [0.5, 2.0]
+# GEOMETRY keep_ratio, training: [h, w] of the random crop (an int for a square); smaller
+# images are padded to it with DATA.IGNORE_INDEX (left out of loss and metrics).
+_C.INPUT.CROP_SIZE = [512, 512]
+# GEOMETRY keep_ratio, training: draw the crop again (up to 10 times) while one class covers
+# more than this share of its labelled pixels (mmseg's cat_max_ratio); 1.0 accepts any crop.
+_C.INPUT.CAT_MAX_RATIO = 0.75
 
 # Per-channel mean and std (on a 0-1 scale) used to normalise images; ImageNet's by default.
 # One value per MODEL.IN_CHANNELS; every STD > 0.
@@ -154,7 +184,22 @@ _C.MODEL.SYNC_BN = False
 _C.LOSS = CN()
 
 # Weighted sum of named terms: a list of {NAME: <LOSSES name>, WEIGHT: w, <kwarg>: value}.
+# Class imbalance: cross-entropy terms (bce, focal) of a multi-class model take CLASS_WEIGHT, a
+# weight per class or "median_frequency" / "inverse_sqrt_frequency", computed once from the
+# training split's labels (logged and kept in the run as class_weights.json); a binary model
+# weighs its foreground with POS_WEIGHT instead. dice takes ABSENT_CLASSES: "keep" scores a class
+# missing from a batch's labels too (segkit's default), "drop" leaves it out (smp's convention).
 _C.LOSS.TERMS = [{"NAME": "bce", "WEIGHT": 1.0}]
+
+# Online hard example mining (mmseg's OHEMPixelSampler), training only: each batch keeps the
+# labelled pixels whose probability of their true class is below THRESH, and at least MIN_KEPT
+# per image of the hardest ones (THRESH 0: exactly those); the other pixels count as ignored in
+# every loss term. Evaluation always scores every pixel. mmseg's 100000 suits its 512x1024 crops;
+# a crop of fewer pixels than MIN_KEPT keeps them all, so scale it with the crop (e.g. a fifth).
+_C.LOSS.OHEM = CN()
+_C.LOSS.OHEM.ENABLED = False
+_C.LOSS.OHEM.THRESH = 0.7
+_C.LOSS.OHEM.MIN_KEPT = 100000
 
 # Deep supervision (models such as u2net return [main, side1, …] while training): the weight of
 # each output in the loss, main first. Empty: 1.0 for every output (as in the U²-Net paper).
@@ -283,7 +328,7 @@ _C.CUSTOM_HOOKS = []
 
 
 # Keys that take an int or an [h, w] pair (the type check accepts either, whatever the default).
-INT_OR_PAIR_KEYS = ("TEST.CROP_SIZE", "TEST.STRIDE")
+INT_OR_PAIR_KEYS = ("TEST.CROP_SIZE", "TEST.STRIDE", "INPUT.CROP_SIZE")
 
 
 def get_default_config() -> CN:

@@ -26,7 +26,7 @@ MIN_INPUT_SIZE = 16
 # Sliding windows at most this large on a side (a window goes through the model whole).
 MAX_WINDOW = 8192
 # Datasets shipped with segkit: every image is read as RGB (utils.images.load_rgb).
-RGB_DATASETS = ("oxford_pet", "synthetic", "folder")
+RGB_DATASETS = ("oxford_pet", "synthetic", "folder", "camvid", "pascal_voc", "ade20k", "cityscapes")
 # Both hook lists: keyword rules name the hooks shipped with segkit (a user's own hook may give
 # its keywords other meanings).
 HOOKS = "HOOKS|CUSTOM_HOOKS"
@@ -92,6 +92,39 @@ def int_or_pair(lo: int, hi: int, note: str = "") -> Check:
         else expected
 
 
+def number_pair(lo: float, hi: float, what: str) -> Check:
+    """A [low, high] pair of finite numbers in [lo, hi], low <= high."""
+    expected = f"a [low, high] pair of numbers in [{lo:g}, {hi:g}] with low <= high ({what})"
+    inside = number(lo, hi)
+
+    def check(v):
+        ok = isinstance(v, (list, tuple)) and len(v) == 2 and not any(map(inside, v)) and v[0] <= v[1]
+        return None if ok else expected
+    return check
+
+
+def int_pair(lo: int, hi: int, what: str) -> Check:
+    expected = f"a pair of integers in [{lo}, {hi}] ({what})"
+    inside = integer(lo, hi)
+    return lambda v: None if isinstance(v, (list, tuple)) and len(v) == 2 and not any(map(inside, v)) else expected
+
+
+def rgb(v) -> Optional[str]:
+    inside = integer(0, 255)
+    ok = isinstance(v, (list, tuple)) and len(v) == 3 and not any(map(inside, v))
+    return None if ok else "an [r, g, b] colour of integers in [0, 255]"
+
+
+CLASS_WEIGHT_RULES = ("median_frequency", "inverse_sqrt_frequency")
+
+
+def class_weight(v) -> Optional[str]:
+    if v in CLASS_WEIGHT_RULES or (isinstance(v, (list, tuple)) and v and not any(map(number(0), v)) and sum(v) > 0):
+        return None
+    return (f"a list of weights >= 0 (not all 0), one per class, or one of {', '.join(map(repr, CLASS_WEIGHT_RULES))} "
+            "(computed from the training split's labels)")
+
+
 def optional(check: Check) -> Check:
     """``check``, or null (the keyword's own default)."""
     return lambda v: None if v is None else (lambda why: why and f"{why}, or null")(check(v))
@@ -143,13 +176,27 @@ RULES: Sequence[Tuple[str, Check]] = (
     ("DATA.DATASET[folder].TEST_FRACTION", number(0, 1, hi_open=True)),
     ("DATA.DATASET[folder].IMAGE_DIR", inside_root),
     ("DATA.DATASET[folder].MASK_DIR", inside_root),
+    ("DATA.DATASET[folder].MASK_COLORS[*]",
+     lambda v: None if v is None or (isinstance(v, (list, tuple)) and len(v) == 4 and not rgb(v[:3])
+                                     and not integer(0, 254)(v[3]))
+     else "an [r, g, b, class] list of integers: colour values in [0, 255], a class in [0, 254]"),
+    ("DATA.DATASET[folder].IGNORE_COLOR", optional(rgb)),
+    ("DATA.DATASET[pascal_voc].AUG", one_of(True, False)),
+    ("DATA.DATASET[pascal_voc|ade20k].DOWNLOAD", one_of(True, False)),
     ("DATA.VAL_FRACTION", number(0, 1, hi_open=True, unit=" (1 would leave nothing to train on)")),
     ("DATA.IGNORE_INDEX", integer(0, 255, unit=" (masks are uint8)")),
+    ("DATA.CLASSES[*]", text("a class name")),
+    ("DATA.PALETTE[*]", rgb),
     ("DATA.NUM_WORKERS", integer(0, 256, unit=" (0 loads in the main process)")),
     ("DATA.CACHE", one_of("disk", "memory", "none")),
+    ("INPUT.GEOMETRY", one_of("square", "keep_ratio")),
     ("INPUT.SIZE", integer(MIN_INPUT_SIZE, MAX_INPUT_SIZE, unit=" pixels (every image is resized to SIZE x SIZE: "
                                                                  "beyond that, memory and cache needs explode; crop "
                                                                  "or tile instead)")),
+    ("INPUT.SCALE", int_pair(MIN_INPUT_SIZE, MAX_WINDOW, "the [long, short] edge bounds of the keep-ratio rescale")),
+    ("INPUT.RATIO_RANGE", number_pair(0.05, 10, "the random rescale factors, e.g. [0.5, 2.0]")),
+    ("INPUT.CROP_SIZE", int_or_pair(MIN_INPUT_SIZE, MAX_WINDOW, "(the training crop)")),
+    ("INPUT.CAT_MAX_RATIO", number(0, 1, lo_open=True, unit=" (1.0 accepts every crop)")),
     ("INPUT.MEAN[*]", number(0, 1, unit=" (on a 0-1 scale, not 0-255)")),
     ("INPUT.STD[*]", number(0, 1, lo_open=True, unit=" (on a 0-1 scale; 0 divides by zero)")),
     ("INPUT.TRAIN_TRANSFORMS|TEST_TRANSFORMS[*]", component),
@@ -163,12 +210,16 @@ RULES: Sequence[Tuple[str, Check]] = (
     ("LOSS.TERMS[*]", component),
     ("LOSS.TERMS[*].WEIGHT", number(0)),
     ("LOSS.TERMS[bce].POS_WEIGHT", optional(number(0, lo_open=True))),
+    ("LOSS.TERMS[bce|focal].CLASS_WEIGHT", optional(class_weight)),
+    ("LOSS.TERMS[dice].ABSENT_CLASSES", one_of("keep", "drop")),
     ("LOSS.TERMS[dice|tversky|focal_tversky].SMOOTH", number(0)),
     ("LOSS.TERMS[focal].GAMMA", number(0)),
     ("LOSS.TERMS[focal].ALPHA", optional(PROBABILITY)),
     ("LOSS.TERMS[tversky|focal_tversky].ALPHA", number(0)),
     ("LOSS.TERMS[tversky|focal_tversky].BETA", number(0)),
     ("LOSS.DEEP_SUPERVISION_WEIGHTS[*]", number(0)),
+    ("LOSS.OHEM.THRESH", number(0, 1, unit=" (0: keep exactly the MIN_KEPT hardest pixels per image)")),
+    ("LOSS.OHEM.MIN_KEPT", integer(1)),
     ("SOLVER.EPOCHS", integer(1)),
     ("SOLVER.BATCH_SIZE", integer(1)),
     ("SOLVER.BASE_LR", number(0, None, lo_open=True)),
@@ -250,6 +301,48 @@ def _boundary_class(cfg) -> Optional[str]:
     return None
 
 
+def _labels(cfg) -> int:
+    return 2 if cfg.MODEL.NUM_CLASSES == 1 else cfg.MODEL.NUM_CLASSES
+
+
+def _class_names(cfg) -> Optional[str]:
+    k, problems = _labels(cfg), []
+    binary = " (a binary model has 2: background and foreground)" if cfg.MODEL.NUM_CLASSES == 1 else ""
+    for key in ("CLASSES", "PALETTE"):
+        given = list(cfg.DATA[key])
+        if given and len(given) != k:
+            problems.append(f"DATA.{key} has {len(given)} entries but MODEL.NUM_CLASSES {cfg.MODEL.NUM_CLASSES} "
+                            f"means {k} labels{binary}: give one per label, or none for the dataset's own")
+    names = [str(c) for c in cfg.DATA.CLASSES]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        problems.append(f"DATA.CLASSES names {twice} more than once: every label needs a name of its own")
+    return "; ".join(problems) or None
+
+
+def _class_weights(cfg) -> Optional[str]:
+    """POS_WEIGHT weighs a binary model's foreground, CLASS_WEIGHT a multi-class model's classes:
+    each is refused where it would be ignored, naming the other."""
+    n, problems = cfg.MODEL.NUM_CLASSES, []
+    for i, term in enumerate(cfg.LOSS.TERMS):
+        if not isinstance(term, Mapping):
+            continue
+        pos, weights = (term.get(_key_in(term, k) or k) for k in ("POS_WEIGHT", "CLASS_WEIGHT"))
+        where = f"LOSS.TERMS[{i}] ({term.get('NAME')})"
+        if pos is not None and n > 1:
+            problems.append(f"{where} has POS_WEIGHT {pos!r} but MODEL.NUM_CLASSES is {n}: POS_WEIGHT weighs the "
+                            f"foreground of a binary model only; weigh the classes with CLASS_WEIGHT (a list of {n} "
+                            f"weights, median_frequency or inverse_sqrt_frequency)")
+        if weights is not None and n == 1:
+            other = "ALPHA" if term.get("NAME") == "focal" else "POS_WEIGHT"
+            problems.append(f"{where} has CLASS_WEIGHT {weights!r} but MODEL.NUM_CLASSES is 1 (binary, one output): "
+                            f"weigh the foreground with {other} instead")
+        elif isinstance(weights, (list, tuple)) and len(weights) != n:
+            problems.append(f"{where} has CLASS_WEIGHT with {len(weights)} weights but MODEL.NUM_CLASSES is {n}: "
+                            f"give one weight per class")
+    return "; ".join(problems) or None
+
+
 def _warmup(cfg) -> Optional[str]:
     s, name = cfg.SOLVER, cfg.SOLVER.SCHEDULER.get("NAME")
     if name == "onecycle" and s.WARMUP_EPOCHS:
@@ -272,6 +365,13 @@ def _slide(cfg) -> Optional[str]:
     return None
 
 
+def _keep_ratio_slide(cfg) -> Optional[str]:
+    if cfg.INPUT.GEOMETRY == "keep_ratio" and cfg.TEST.MODE == "slide" and cfg.TEST.SCALE != 1.0:
+        return (f"TEST.SCALE is {cfg.TEST.SCALE!r} but INPUT.GEOMETRY is keep_ratio, whose windows slide over the "
+                f"image rescaled to INPUT.SCALE: leave TEST.SCALE at 1.0 and set INPUT.SCALE instead")
+    return None
+
+
 def _eta_min(cfg) -> Optional[str]:
     eta = cfg.SOLVER.SCHEDULER.get("ETA_MIN")
     if _is_number(eta) and eta > cfg.SOLVER.BASE_LR:
@@ -287,9 +387,12 @@ RELATIONS: Sequence[Tuple[Tuple[str, ...], Callable[[Any], Optional[str]]]] = (
     (("MODEL.IN_CHANNELS", "DATA.DATASET"), _rgb),
     (("DATA.IGNORE_INDEX", "MODEL.NUM_CLASSES"), _ignore_index),
     (("DATA.DATASET", "MODEL.NUM_CLASSES"), _boundary_class),
+    (("DATA.CLASSES", "DATA.PALETTE", "MODEL.NUM_CLASSES"), _class_names),
+    (("LOSS.TERMS", "MODEL.NUM_CLASSES"), _class_weights),
     (("SOLVER.WARMUP_EPOCHS", "SOLVER.EPOCHS", "SOLVER.SCHEDULER"), _warmup),
     (("SOLVER.SCHEDULER", "SOLVER.BASE_LR"), _eta_min),
     (("TEST.CROP_SIZE", "TEST.STRIDE", "INPUT.SIZE"), _slide),
+    (("INPUT.GEOMETRY", "TEST.MODE", "TEST.SCALE"), _keep_ratio_slide),
 )
 
 

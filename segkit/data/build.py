@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..registry import DATASETS
 from ..utils.distributed import get_rank, get_world_size, per_process_batch
 from .cache import ResizeCache
+from .geometry import PadCollate
 from .problems import item_key
 from .sampler import EpochSampler, sample_seed
 from .transforms import build_transforms, seed_transforms
@@ -123,6 +124,9 @@ def build_cache(cfg) -> Optional[ResizeCache]:
     """The decode-and-resize cache DATA.CACHE asks for (see segkit.data.cache); None for "none"."""
     if cfg.DATA.CACHE in ("none", None):
         return None
+    if cfg.INPUT.GEOMETRY == "keep_ratio":
+        return ResizeCache(scale=tuple(cfg.INPUT.SCALE), mode=cfg.DATA.CACHE, cache_dir=cfg.DATA.CACHE_DIR,
+                           draft=cfg.DATA.JPEG_DRAFT)
     return ResizeCache(int(cfg.INPUT.SIZE), mode=cfg.DATA.CACHE, cache_dir=cfg.DATA.CACHE_DIR,
                        draft=cfg.DATA.JPEG_DRAFT)
 
@@ -156,6 +160,8 @@ def build_dataloader(cfg, split: str, shuffle: Optional[bool] = None, exclude: I
                                drop_last=drop_last, pad=train)
     if train:
         batch_size = per_process_batch(batch_size)
+    # Keep-ratio evaluation batches hold images of unequal size: padded, with each one's own size.
+    ragged = not train and cfg.INPUT.GEOMETRY == "keep_ratio"
     return DataLoader(
         TransformedDataset(dataset, build_transforms(cfg, train=train), seed=cfg.SEED, cache=build_cache(cfg)),
         batch_size=batch_size,
@@ -168,4 +174,5 @@ def build_dataloader(cfg, split: str, shuffle: Optional[bool] = None, exclude: I
         pin_memory=torch.cuda.is_available(),
         generator=torch.Generator().manual_seed(int(cfg.SEED)),
         worker_init_fn=seed_worker,
+        collate_fn=PadCollate(cfg.DATA.IGNORE_INDEX) if ragged else None,
     )

@@ -1,14 +1,19 @@
 """Your own data: a folder of images and masks with matching file names, trained with no code.
 
     <root>/images/<stem>.<jpg|png|tif|…>     any format PIL reads, any mode (see ``load_rgb``)
-    <root>/masks/<stem>.png                   one channel (greyscale or palette), one value per class
+    <root>/masks/<stem>.png                   one value per class (greyscale or palette), or one
+                                              colour per class (RGB or palette) with MASK_COLORS
     <root>/train.txt, val.txt, test.txt       optional: one stem per line (the whole line: stems
                                               may hold spaces; blank and "#" lines are skipped)
 
 Mask pixel values become class ids through ``mask_values`` (DATA.DATASET.MASK_VALUES), a list of
 [value, class] pairs, so 0/255 masks and 0/1/2 masks need no conversion; ``ignore_value``
-names the value meaning "not labelled". Any value the mapping lacks is ignored in training
-and reported by ``segkit check-data``.
+names the value meaning "not labelled". Colour masks (what annotation tools export) map through
+``mask_colors`` (DATA.DATASET.MASK_COLORS), a list of [r, g, b, class]; a palette PNG is read
+through its palette there, and ``ignore_color`` names the "not labelled" colour. Any value or
+colour the mapping lacks is ignored in training and reported by ``segkit check-data``, with
+the likely cause when it is a classic (a 0/255 mask mapped as 0/1, palette indices taken for
+colours, a colour mask read as values).
 
 Splits: a split file, where present, lists that split. Otherwise ``test_fraction`` of all
 stems is held out as test and ``val_fraction`` of the rest as val, by a shuffle seeded with
@@ -20,22 +25,24 @@ their EXIF orientation and masks are turned the same way (see ``segkit.utils.ima
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import random
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
-from PIL import UnidentifiedImageError
+from PIL import Image
 
 from ..registry import DATASETS
-from ..utils.images import IMAGE_EXTENSIONS, decode_image, read_label, read_orientation
-from .oxford_pet import raise_missing, raise_unsafe_names, read_split_file
-from .problems import WORKERS, Problem, exif_size_note, name_problem, probe_file, scan
+from ..utils.images import IMAGE_EXTENSIONS, exif_orientation, orient_array, pil_to_rgb
+from .paired import LabelledPairs, ValueTable, orphans_note, shown
 
-__all__ = ["FolderDataset", "parse_mask_values"]
+__all__ = ["FolderDataset", "ColourTable", "parse_mask_values", "parse_mask_colors"]
 
-SPLITS = ("train", "val", "test")
+Colour = Tuple[int, int, int]
+
+# MASK_VALUES when neither it nor MASK_COLORS is given: binary 0/255 masks.
+DEFAULT_MASK_VALUES = ((0, 0), (255, 1))
 
 
 def parse_mask_values(pairs, ignore_value: Optional[int] = None) -> Dict[int, int]:
@@ -61,33 +68,122 @@ def parse_mask_values(pairs, ignore_value: Optional[int] = None) -> Dict[int, in
     return mapping
 
 
+def _is_colour(c) -> bool:
+    return (isinstance(c, (list, tuple)) and len(c) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in c))
+
+
+def parse_mask_colors(entries, ignore_color=None) -> Dict[Colour, int]:
+    """[[r, g, b, class], …] → {(r, g, b): class}, checked; ``ignore_color`` may not be listed."""
+    mapping: Dict[Colour, int] = {}
+    for entry in list(entries or []):
+        ok = isinstance(entry, (list, tuple)) and len(entry) == 4 and _is_colour(entry[:3])
+        if not (ok and isinstance(entry[3], int) and 0 <= entry[3] <= 254):
+            raise ValueError(f"DATA.DATASET.MASK_COLORS: entry {entry!r} is not an [r, g, b, class] list; expected "
+                             "colour values 0..255 and a class 0..254, e.g. [[0, 0, 0, 0], [128, 0, 0, 1]]")
+        colour = tuple(entry[:3])
+        if colour in mapping:
+            raise ValueError(f"DATA.DATASET.MASK_COLORS: colour {list(colour)} is mapped twice")
+        mapping[colour] = entry[3]
+    if not mapping:
+        raise ValueError("DATA.DATASET.MASK_COLORS is empty; expected [r, g, b, class] lists, e.g. "
+                         "[[0, 0, 0, 0], [128, 0, 0, 1]]")
+    if ignore_color is not None:
+        if not _is_colour(ignore_color):
+            raise ValueError(f"DATA.DATASET.IGNORE_COLOR {ignore_color!r} is not an [r, g, b] colour of ints 0..255")
+        if tuple(ignore_color) in mapping:
+            raise ValueError(f"DATA.DATASET.IGNORE_COLOR {list(ignore_color)} is also in MASK_COLORS; a colour is "
+                             "either a class or ignored")
+    return mapping
+
+
+def _codes(rgb: np.ndarray) -> np.ndarray:
+    """One int per pixel for an (H, W, 3) uint8 array, so colours compare as numbers."""
+    rgb = rgb.astype(np.int32)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def _colour(code: int) -> Colour:
+    return (code >> 16) & 255, (code >> 8) & 255, code & 255
+
+
+class ColourTable:
+    """RGB label colours → class ids; a palette PNG is read through its palette, so it may be
+    drawn in either form. Any colour neither listed nor ``ignored`` becomes ``ignore_index``."""
+
+    def __init__(self, colours: Mapping[Colour, int], ignored: Iterable[Colour], ignore_index: int):
+        self.colours = {tuple(c): k for c, k in colours.items()}
+        self.ignored, self.ignore_index = {tuple(c) for c in ignored}, ignore_index
+        self.top_class = max(self.colours.values())
+        self._by_code = {(r << 16) | (g << 8) | b: k for (r, g, b), k in self.colours.items()}
+        self._known = set(self._by_code) | {(r << 16) | (g << 8) | b for r, g, b in self.ignored}
+        identity = (sorted(self.colours.items()), sorted(self.ignored), ignore_index)
+        self.key = hashlib.sha1(repr(identity).encode("utf-8")).hexdigest()
+
+    @staticmethod
+    def fits(raw: np.ndarray) -> bool:
+        return raw.ndim == 3
+
+    @staticmethod
+    def read(path: str, orientation: int) -> np.ndarray:
+        """(H, W, 3) colours, turned as ``read_label`` turns a label (its own tag, else its image's)."""
+        with Image.open(path) as img:
+            own = exif_orientation(img, default=None)
+            rgb = pil_to_rgb(img)
+        return orient_array(rgb, orientation if own is None else own)
+
+    def ids(self, raw: np.ndarray) -> np.ndarray:
+        unique, inverse = np.unique(_codes(raw), return_inverse=True)
+        lut = np.array([self._by_code.get(c, self.ignore_index) for c in unique.tolist()], dtype=np.uint8)
+        return lut[inverse].reshape(raw.shape[:2])
+
+    def unknown(self, raw: np.ndarray) -> list:
+        return [_colour(c) for c in np.unique(_codes(raw)).tolist() if c not in self._known]
+
+
+def _palette_of(path: str) -> Tuple[str, Optional[List[int]]]:
+    """A PNG's PIL mode and, for a palette image, its flat [r, g, b, …] palette."""
+    try:
+        with Image.open(path) as img:
+            return img.mode, img.getpalette() if img.mode in ("P", "PA") else None
+    except OSError:
+        return "", None
+
+
 @DATASETS.register(name="folder")
-class FolderDataset(torch.utils.data.Dataset):
+class FolderDataset(LabelledPairs):
     """Images and masks from ``<root>/images`` and ``<root>/masks`` with matching stems.
 
     Args:
         root, split, ignore_index, val_fraction, seed, strict, exclude: as for oxford_pet.
-        mask_values: [[mask value, class id], …]; default [[0, 0], [255, 1]] (binary 0/255 masks).
+        mask_values: [[mask value, class id], …] for single-channel masks; default (when
+            ``mask_colors`` is not given either) [[0, 0], [255, 1]], binary 0/255 masks.
         ignore_value: mask value meaning "not labelled" (becomes ``ignore_index``); None: none.
+        mask_colors: [[r, g, b, class id], …] for colour masks (RGB, or palette PNGs read through
+            their palette); excludes ``mask_values``.
+        ignore_color: [r, g, b] meaning "not labelled" with ``mask_colors``; None: none.
         test_fraction: share of all stems held out as test when there is no test.txt.
         image_dir, mask_dir: sub-folder names under root.
     """
 
+    CLASSES = ("background", "foreground")
+    PALETTE = ((0, 0, 0), (255, 64, 64))
+    LABEL_ROLE = "mask"
+    LABEL_FILE = "a single-channel PNG mask"
+    COLOUR_HINT = ("map its colours with DATA.DATASET.MASK_COLORS [[r, g, b, class], …] (and MASK_VALUES null), "
+                   "or save class values in one channel")
+
     def __init__(self, root: str, split: str, ignore_index: int = 255, val_fraction: float = 0.1,
-                 seed: int = 42, mask_values: Sequence = ((0, 0), (255, 1)), ignore_value: Optional[int] = None,
+                 seed: int = 42, mask_values: Optional[Sequence] = None, ignore_value: Optional[int] = None,
+                 mask_colors: Optional[Sequence] = None, ignore_color: Optional[Sequence[int]] = None,
                  test_fraction: float = 0.1, image_dir: str = "images", mask_dir: str = "masks",
                  strict: bool = True, exclude: Iterable[str] = ()):
+        super().__init__(root, split, ignore_index)
         cls = type(self).__name__
-        if split not in SPLITS:
-            raise ValueError(f"{cls}: split '{split}' is not one of {list(SPLITS)}")
         for key, frac in (("DATA.VAL_FRACTION", val_fraction), ("DATA.DATASET.TEST_FRACTION", test_fraction)):
             if not 0.0 <= float(frac) <= 1.0:
                 raise ValueError(f"{cls}: {key} {frac!r} must lie in [0, 1]")
-        self.mapping = parse_mask_values([list(p) for p in mask_values], ignore_value)
-        if max(self.mapping.values()) >= ignore_index:
-            raise ValueError(f"{cls}: class {max(self.mapping.values())} in DATA.DATASET.MASK_VALUES is not below "
-                             f"DATA.IGNORE_INDEX {ignore_index}")
-        self.root, self.split, self.ignore_index, self.ignore_value = str(root), split, ignore_index, ignore_value
+        self._use_mapping(mask_values, ignore_value, mask_colors, ignore_color)
         self.val_fraction, self.test_fraction, self.seed = float(val_fraction), float(test_fraction), seed
         self.image_dir, self.mask_dir = os.path.join(self.root, image_dir), os.path.join(self.root, mask_dir)
         if not self.root or not os.path.isdir(self.image_dir):
@@ -95,18 +191,34 @@ class FolderDataset(torch.utils.data.Dataset):
                                     f"{image_dir}/ (images) and {mask_dir}/ (masks named <image stem>.png)")
         self.images = self._index_images()
         self.list_path = os.path.join(self.root, f"{split}.txt")
-        self._list_problems: List[Problem] = []
-        self._listed: Dict[str, Dict[str, int]] = {}  # split file read → {stem: its line}
-        dropped = set(exclude)
         listed = self._split_names()
         # A stem of a file in images/ is safe by construction; only split-file names are checked.
-        unsafe = {n: p for n in listed if n not in self.images and (p := name_problem(*self._line_of(n), n))}
-        self.names = [n for n in listed if n not in dropped and n not in unsafe]
-        self._list_problems += [p for n, p in unsafe.items() if n not in dropped]
-        if strict:
-            raise_unsafe_names(self, [p for p in self._list_problems if p.kind == "name"])
-            self._check_files()
-        self._lut = self._make_lut()
+        self.take(listed, exclude, strict, self.unsafe_names(listed, safe=self.images))
+
+    def _use_mapping(self, mask_values, ignore_value, mask_colors, ignore_color) -> None:
+        """MASK_VALUES (single-channel masks) or MASK_COLORS (colour masks), never both."""
+        cls = type(self).__name__
+        # An empty list counts as unset, so a command line can clear a file's list ("[]"; null is refused there).
+        if mask_colors is None or (not len(mask_colors) and mask_values):
+            if ignore_color is not None:
+                raise ValueError(f"{cls}: DATA.DATASET.IGNORE_COLOR {ignore_color!r} is set but MASK_COLORS is "
+                                 "not; expected IGNORE_COLOR only with MASK_COLORS (colour masks), IGNORE_VALUE "
+                                 "with MASK_VALUES")
+            pairs = DEFAULT_MASK_VALUES if mask_values is None else mask_values
+            self.mapping = parse_mask_values([list(p) for p in pairs], ignore_value)
+            ignored = [] if ignore_value is None else [ignore_value]
+            self.use_table(ValueTable(self.mapping, ignored, self.ignore_index), "in DATA.DATASET.MASK_VALUES")
+            return
+        if mask_values or ignore_value is not None:
+            key = "MASK_VALUES" if mask_values else "IGNORE_VALUE"
+            raise ValueError(f"{cls}: DATA.DATASET.MASK_COLORS and {key} are both set; expected one way to read "
+                             f"masks: MASK_COLORS (with IGNORE_COLOR) for colour masks or MASK_VALUES (with "
+                             f"IGNORE_VALUE) for single-channel ones: set {key} to null"
+                             f"{' ([] on the command line)' if key == 'MASK_VALUES' else ''}")
+        self.mapping = parse_mask_colors(mask_colors, ignore_color)
+        ignored = [] if ignore_color is None else [tuple(ignore_color)]
+        self.use_table(ColourTable(self.mapping, ignored, self.ignore_index), "in DATA.DATASET.MASK_COLORS")
+        self.LABEL_FILE = "an RGB or palette PNG colour mask"
 
     # ------------------------------------------------------------------ layout
     def _index_images(self) -> Dict[str, str]:
@@ -119,23 +231,7 @@ class FolderDataset(torch.utils.data.Dataset):
         return out
 
     def _read_list(self, split: str) -> Optional[List[str]]:
-        path = os.path.join(self.root, f"{split}.txt")
-        if not os.path.exists(path):
-            return None
-        try:
-            lines = read_split_file(path, whole_line=True)
-        except (OSError, UnicodeDecodeError) as e:
-            raise ValueError(f"{type(self).__name__}: cannot read split file '{path}' ({e}); expected UTF-8 text, "
-                             "one image stem per line") from e
-        self._listed[path] = {name: number for number, name in lines}
-        return [name for _, name in lines]
-
-    def _line_of(self, name: str) -> Tuple[str, int]:
-        """The split file and line that listed ``name``: this split's own file first."""
-        for path in (self.list_path, *self._listed):
-            if name in self._listed.get(path, ()):
-                return path, self._listed[path][name]
-        return self.list_path, 0
+        return self.read_list(os.path.join(self.root, f"{split}.txt"), whole_line=True)
 
     @staticmethod
     def _held_out(names: List[str], fraction: float, seed: str) -> set:
@@ -164,94 +260,50 @@ class FolderDataset(torch.utils.data.Dataset):
         val_set = set(val)
         return [n for n in pool if n not in val_set]
 
-    def _check_files(self) -> None:
-        missing = [p for n in self.names for p in (self.image_path(n), self.mask_path(n)) if not os.path.exists(p)]
-        raise_missing(self, missing, f"of split '{self.split}' under '{self.root}'",
-                      f"Every sample needs an image in {os.path.basename(self.image_dir)}/ and "
-                      f"{os.path.basename(self.mask_dir)}/<stem>.png.")
-
-    def _make_lut(self) -> np.ndarray:
-        """Mask value → class id for 16-bit range; unmapped values become ignore_index."""
-        lut = np.full(65536, self.ignore_index, dtype=np.uint8)
-        for value, cls in self.mapping.items():
-            lut[value] = cls
-        return lut
+    def layout_need(self) -> str:
+        return (f"Every sample needs an image in {os.path.basename(self.image_dir)}/ and "
+                f"{os.path.basename(self.mask_dir)}/<stem>.png.")
 
     # ------------------------------------------------------------------ items
     def image_path(self, name: str) -> str:
         return self.images.get(name, os.path.join(self.image_dir, f"{name}.jpg"))
 
-    def mask_path(self, name: str) -> str:
+    def label_path(self, name: str) -> str:
         return os.path.join(self.mask_dir, f"{name}.png")
 
-    def read_mask(self, name: str, image_orientation: Optional[int] = None) -> np.ndarray:
-        """The mask's raw pixel values (palette PNGs give their indices), turned like its image:
-        by the mask's own EXIF orientation if it has one, else by the image's,
-        ``image_orientation`` (None: read from the image file)."""
-        path = self.mask_path(name)
-        if image_orientation is None:
-            image_orientation = read_orientation(self.image_path(name))
-        try:
-            return read_label(path, image_orientation)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"Mask '{path}' does not exist; expected a single-channel PNG") from None
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise RuntimeError(f"Cannot read mask '{path}' ({e}); expected a single-channel PNG") from e
-
-    def load_mask(self, name: str, image_orientation: Optional[int] = None) -> np.ndarray:
-        """Class ids of ``name``'s mask, upright like its image (see ``read_mask``)."""
-        raw = self.read_mask(name, image_orientation)
-        if raw.ndim != 2:
-            raise ValueError(f"Mask '{self.mask_path(name)}' has shape {raw.shape}; expected a single-channel "
-                             "(greyscale or palette) PNG")
-        raw = raw.astype(np.int64)
-        return np.where((raw >= 0) & (raw < 65536), self._lut[np.clip(raw, 0, 65535)],
-                        self.ignore_index).astype(np.uint8)
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __getitem__(self, index: int) -> Dict[str, object]:
-        name = self.names[index]
-        decoded = decode_image(self.image_path(name))
-        image, mask = decoded.rgb, self.load_mask(name, decoded.orientation)
-        if image.shape[:2] != mask.shape:
-            (ih, iw), (mh, mw) = image.shape[:2], mask.shape
-            raise ValueError(f"Image '{self.image_path(name)}' is {iw}x{ih} but mask '{self.mask_path(name)}' "
-                             f"is {mw}x{mh}; expected equal sizes{exif_size_note(decoded.orientation)}")
-        return {"image": image, "mask": mask, "name": name}
+    mask_path = label_path
 
     # ------------------------------------------------------------------ checking
-    def find_problems(self, workers: int = WORKERS) -> List[Problem]:
-        """Every problem of this split, found by decoding each image and mask as training would."""
-        return self._list_problems + scan(self.names, self._sample_problems, workers)
-
-    def _sample_problems(self, name: str) -> List[Problem]:
-        why = f"sample '{name}' is in split '{self.split}'"
-        decoded, problems = probe_file(self.image_path(name), decode_image, name, "image", "an image file", why)
-        image, orientation = (None, 1) if decoded is None else (decoded.rgb, decoded.orientation)
-        mask, more = probe_file(self.mask_path(name), lambda p: self.read_mask(name, orientation), name, "mask",
-                                "a single-channel PNG mask", why)
-        problems += more
-        if mask is None:
-            return problems
-        path = self.mask_path(name)
-        if mask.ndim != 2:
-            return problems + [Problem(path, f"has shape {mask.shape}", "a single-channel (greyscale or palette) PNG",
-                                       name, "mask", "mask_channels")]
-        allowed = set(self.mapping) | ({self.ignore_value} if self.ignore_value is not None else set())
-        values = np.unique(mask).tolist()
-        bad = [v for v in values if v not in allowed]
-        if bad:
-            shown = ", ".join(map(str, bad[:12])) + (", …" if len(bad) > 12 else "")
-            problems.append(Problem(path, f"has values {{{shown}}} not in DATA.DATASET.MASK_VALUES",
-                                    f"only {sorted(allowed)}", name, "mask", "mask_values"))
-        if image is not None and image.shape[:2] != mask.shape:
-            (ih, iw), (mh, mw) = image.shape[:2], mask.shape
-            problems.append(Problem(path, f"is {mw}x{mh} pixels",
-                                    f"{iw}x{ih}, the size of its image{exif_size_note(orientation)}",
-                                    name, "mask", "mask_size"))
-        return problems
+    def unknown_values(self, path: str, raw: np.ndarray, unknown: list) -> Tuple[str, str, str]:
+        """The folder's own traps first: a greyscale mask read for colours, a 0/255 mask mapped as
+        0/1, palette indices mapped as if they were colours; else the values or colours found."""
+        mode, palette = _palette_of(path)
+        if isinstance(self.table, ColourTable):
+            listed = ", ".join(map(str, list(self.mapping)[:8])) + (", …" if len(self.mapping) > 8 else "")
+            if mode in ("1", "L", "I", "I;16", "F"):
+                return (f"is a single-channel (greyscale) PNG, read as grey colours {shown(unknown, 6)} not in "
+                        "DATA.DATASET.MASK_COLORS", "an RGB or palette colour mask; for masks of class values use "
+                        "MASK_VALUES [[value, class], …] (and MASK_COLORS null)", "mask_colors")
+            return (f"has colours {shown(unknown, 8)} not in DATA.DATASET.MASK_COLORS",
+                    f"only the listed colours {listed}: add each as [r, g, b, class] or mark it with IGNORE_COLOR",
+                    "mask_colors")
+        values = set(np.unique(raw).tolist())
+        if values <= {0, 255} and unknown == [255] and 1 in self.mapping:
+            return ("has values {" + shown(sorted(values)) + "}: it looks like a 0/255 binary mask",
+                    f"values of DATA.DATASET.MASK_VALUES {sorted(self.mapping)}; map 255 with MASK_VALUES "
+                    "[[0, 0], [255, 1]]", "mask_values")
+        if palette is not None:
+            colours = {v: tuple(palette[3 * v:3 * v + 3]) for v in sorted(values) if 3 * v + 3 <= len(palette)}
+            channel_values = {c for colour in colours.values() for c in colour}
+            if (set(self.mapping) - values - {0}) & channel_values:
+                named = ", ".join(f"{v} = {colours[v]}" for v in unknown[:4] if v in colours)
+                return (f"is a palette PNG whose pixel values {{{shown(unknown)}}} are palette indices, not in "
+                        "DATA.DATASET.MASK_VALUES, which holds colour channel values",
+                        f"MASK_VALUES of indices, not colours (here {named}): map the indices, or map the "
+                        "colours with MASK_COLORS [[r, g, b, class], …] and MASK_VALUES null", "mask_values")
+        allowed = set(self.mapping) | self.table.ignored
+        return (f"has values {{{shown(unknown)}}} not in DATA.DATASET.MASK_VALUES", f"only {sorted(allowed)}",
+                "mask_values")
 
     def find_notes(self) -> List[str]:
         """Masks without an image (nothing reads them)."""
@@ -259,12 +311,10 @@ class FolderDataset(torch.utils.data.Dataset):
             masks = sorted(f for f in os.listdir(self.mask_dir) if f.lower().endswith(".png"))
         except OSError:
             return []
-        orphans = [f for f in masks if os.path.splitext(f)[0] not in self.images]
-        if not orphans:
-            return []
-        examples = ", ".join(orphans[:3]) + (", …" if len(orphans) > 3 else "")
-        return [f"{os.path.basename(self.mask_dir)}/: {len(orphans)} mask(s) without an image ({examples}); ignored"]
+        return orphans_note(f"{os.path.basename(self.mask_dir)}/", "mask",
+                            [f for f in masks if os.path.splitext(f)[0] not in self.images])
 
     def __repr__(self) -> str:
+        key = "mask_colors" if isinstance(self.table, ColourTable) else "mask_values"
         return (f"{type(self).__name__}(root='{self.root}', split='{self.split}', {len(self)} images, "
-                f"mask_values={self.mapping})")
+                f"{key}={self.mapping})")

@@ -123,6 +123,10 @@ class OxfordPet(torch.utils.data.Dataset):
     (see ``segkit.utils.images``).
     """
 
+    # Labels 0, 1 (binary) and 2 (BOUNDARY class); a binary model names the first two.
+    CLASSES = ("background", "pet", "boundary")
+    PALETTE = ((0, 0, 0), (255, 64, 64), (64, 160, 255))
+
     def __init__(self, root: str, split: str, ignore_index: int = 255, val_fraction: float = 0.1,
                  seed: int = 42, boundary: str = "foreground", download: bool = False,
                  strict: bool = True, exclude: Iterable[str] = ()):
@@ -269,6 +273,11 @@ class OxfordPet(torch.utils.data.Dataset):
         trimap = trimap.astype(np.int64)
         inside = (trimap >= 0) & (trimap < 256)
         return np.where(inside, self._lut[np.clip(trimap, 0, 255)], self.ignore_index).astype(np.uint8)
+
+    def label(self, index: int) -> np.ndarray:
+        """Item ``index``'s mask alone: the trimap is decoded, the image's pixels are not (only its
+        EXIF orientation is read), for passes that count class pixels."""
+        return self.load_mask(self.names[index])
 
     def __len__(self) -> int:
         return len(self.names)

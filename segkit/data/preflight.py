@@ -10,12 +10,16 @@ A dataset takes part by offering ``find_problems() -> list[Problem]`` and, optio
 from __future__ import annotations
 
 import logging
-from typing import Sequence, Set
+from typing import List, Sequence, Set
+
+from torch.utils.data import Subset
 
 from .build import build_dataset
-from .problems import WORKERS, DataError, DataReport, check_dataset
+from .classes import dataset_meta, num_labels
+from .problems import WORKERS, DataError, DataReport, Problem, check_dataset, item_key
+from .statistics import label_counts, label_histograms
 
-__all__ = ["check_data", "preflight"]
+__all__ = ["check_data", "preflight", "sample_names"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,13 +31,50 @@ def check_data(cfg, splits: Sequence[str] = ("train", "val", "test"), workers: i
     report instead of stopping the scan. An empty val split is fine when DATA.VAL_FRACTION
     is 0 (validation is off then).
     """
-    report = DataReport()
+    report = DataReport(classes=list(dataset_meta(cfg).classes))
     for split in splits:
         dataset = build_dataset(cfg, split, strict=False)
         allow_empty = split == "val" and float(cfg.DATA.VAL_FRACTION) == 0.0
-        report.merge(check_dataset(dataset, split, allow_empty=allow_empty, workers=workers))
+        found = check_dataset(dataset, split, allow_empty=allow_empty, workers=workers)
+        if len(dataset):
+            _check_labels(cfg, dataset, split, found, workers)
+        report.merge(found)
     report.root = report.root or str(cfg.DATA.ROOT)
     return report
+
+
+def sample_names(dataset, split: str) -> List[str]:
+    """The sample id of every item, in order: its name, or ``split#index`` (``item_key``)."""
+    base, indices = dataset, list(range(len(dataset)))
+    while isinstance(base, Subset):
+        indices, base = [base.indices[i] for i in indices], base.dataset
+    names = getattr(base, "names", None)
+    return [str(names[i]) if names is not None else item_key(split, i) for i in indices]
+
+
+def _check_labels(cfg, dataset, split: str, report: DataReport, workers: int) -> None:
+    """The label traps of a split whose files read: values beyond MODEL.NUM_CLASSES (the
+    classic "device-side assert" of a cross-entropy), classes that never occur, and each class's
+    pixel frequency for the report."""
+    k, ignore = num_labels(cfg.MODEL.NUM_CLASSES), int(cfg.DATA.IGNORE_INDEX)
+    meta = dataset_meta(cfg)
+    hist = label_histograms(dataset, workers, cfg.DATA.CACHE_DIR, skip_errors=True)
+    counts = label_counts(hist, sample_names(dataset, split), k, ignore)
+    root = str(getattr(dataset, "root", "") or cfg.DATA.ROOT)
+    for name, values in counts.out_of_range.items():
+        shown = ", ".join(map(str, values[:12])) + (", …" if len(values) > 12 else "")
+        binary = " (a binary model's masks hold 0 and 1)" if cfg.MODEL.NUM_CLASSES == 1 else ""
+        report.errors.append(Problem(root, f"mask of sample '{name}' holds label(s) {{{shown}}}",
+                                     f"class ids 0..{k - 1} (MODEL.NUM_CLASSES {cfg.MODEL.NUM_CLASSES}{binary}) or "
+                                     f"DATA.IGNORE_INDEX {ignore}: raise MODEL.NUM_CLASSES, map those values to "
+                                     f"classes, or make them DATA.IGNORE_INDEX", name, "mask", "label_range"))
+    if split == "train" and counts.missing:
+        report.notes.append(f"split 'train': class(es) {', '.join(repr(meta.classes[c]) for c in counts.missing)} "
+                            "never occur, so the model cannot learn them (class weights give them 0)")
+    elif counts.missing:
+        report.notes.append(f"split '{split}': class(es) {', '.join(repr(meta.classes[c]) for c in counts.missing)} "
+                            "never occur (their IoU there is undefined and left out of mIoU)")
+    report.frequencies[split] = {"pixels": counts.pixels.tolist(), "images": counts.images.tolist()}
 
 
 _SKIP_HINT = "set DATA.SKIP_BAD True to train without them, or DATA.CHECK False to skip this scan"

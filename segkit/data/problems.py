@@ -40,7 +40,10 @@ _HEADINGS = {
     "mask_channels": "Masks with more than one channel",
     "mask_size": "Masks whose size differs from their image",
     "mask_values": "Masks with values outside DATA.DATASET.MASK_VALUES",
+    "mask_colors": "Masks with colours outside DATA.DATASET.MASK_COLORS",
+    "label_values": "Labels with values that are not label ids of the dataset",
     "load": "Items that fail to load",
+    "label_range": "Masks with labels that are neither a class of MODEL.NUM_CLASSES nor DATA.IGNORE_INDEX",
 }
 
 
@@ -95,6 +98,10 @@ class DataReport:
     errors: List[Problem] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
     counts: Dict[str, int] = field(default_factory=dict)
+    # Label statistics per split, when taken: {split: {"pixels": [...], "images": [...]}}, one
+    # entry per name in ``classes``.
+    classes: List[str] = field(default_factory=list)
+    frequencies: Dict[str, Dict[str, List[int]]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -120,6 +127,8 @@ class DataReport:
                 self.errors.append(p)
         self.notes += [n for n in other.notes if n not in self.notes]
         self.counts.update(other.counts)
+        self.classes = self.classes or other.classes
+        self.frequencies.update(other.frequencies)
         return self
 
     def summary(self) -> str:
@@ -147,7 +156,23 @@ class DataReport:
         if self.notes:
             lines.append(f"Notes ({len(self.notes)}):")
             lines += [f"  {n}" for n in self.notes]
+        lines += self._frequency_table()
         return "\n".join(lines)
+
+    def _frequency_table(self) -> List[str]:
+        """Each class's share of the labelled pixels and how many images hold it, per split."""
+        if not self.frequencies or not self.classes:
+            return []
+        splits = list(self.frequencies)
+        width = max(8, *(len(c) for c in self.classes))
+        lines = ["Class pixel frequencies (share of labelled pixels, images holding the class):",
+                 f"  {'class':<{width}}" + "".join(f"  {s:>18}" for s in splits)]
+        totals = {s: sum(self.frequencies[s]["pixels"]) or 1 for s in splits}
+        for c, name in enumerate(self.classes):
+            cells = "".join(f"  {100 * self.frequencies[s]['pixels'][c] / totals[s]:8.3f}% {self.frequencies[s]['images'][c]:>7}"
+                            for s in splits)
+            lines.append(f"  {name:<{width}}{cells}")
+        return lines
 
 
 def _plural(n: int, word: str) -> str:

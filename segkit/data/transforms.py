@@ -19,8 +19,9 @@ import torch
 from albumentations.pytorch import ToTensorV2
 
 from ..registry import TRANSFORMS, node_kwargs
+from .geometry import keep_ratio_steps
 
-__all__ = ["build_transforms", "build_transform", "resize_transform", "seed_transforms", "denormalize", "LAB_RECIPE"]
+__all__ = ["build_transforms", "build_transform", "resize_transform", "geometry_steps", "seed_transforms", "denormalize", "LAB_RECIPE"]
 
 # Bases that exist to be subclassed; naming one in a config can only be a mistake.
 _BASE_NAMES = {"BasicTransform", "DualTransform", "ImageOnlyTransform", "Transform3D"}
@@ -111,17 +112,25 @@ def resize_transform(size: int) -> A.Resize:
                     area_for_downscale="image")
 
 
+def geometry_steps(cfg, train: bool) -> list:
+    """What INPUT.GEOMETRY puts before the augmentation list: the square resize to INPUT.SIZE, or the
+    keep-ratio rescale (plus, in training, random rescale, crop and pad; see segkit.data.geometry).
+    Their first step is deterministic and the data cache applies it, so on cached items it is a no-op."""
+    if cfg.INPUT.GEOMETRY == "keep_ratio":
+        return keep_ratio_steps(cfg, train)
+    return [resize_transform(int(cfg.INPUT.SIZE))]
+
+
 def build_transforms(cfg, train: bool, resize: bool = True) -> A.Compose:
-    """Resize to INPUT.SIZE, the configured augmentations, then normalise and make tensors.
-    ``resize`` False keeps each image's own size (sliding-window inference).
+    """The geometry INPUT.GEOMETRY asks for, the configured augmentations, then normalise and make
+    tensors. ``resize`` False keeps each image's own size (sliding-window inference).
 
     The Compose is seeded with SEED (albumentations ignores the global random state);
     loader workers reseed their copy so each produces its own reproducible stream.
     """
     key = "INPUT.TRAIN_TRANSFORMS" if train else "INPUT.TEST_TRANSFORMS"
     nodes: Sequence[Mapping[str, Any]] = cfg.INPUT.TRAIN_TRANSFORMS if train else cfg.INPUT.TEST_TRANSFORMS
-    # A no-op on items the data cache (segkit.data.cache) has already resized.
-    steps = [resize_transform(int(cfg.INPUT.SIZE))] if resize else []
+    steps = geometry_steps(cfg, train) if resize else []
     for i, node in enumerate(nodes):
         steps.append(build_transform(node, cfg.DATA.IGNORE_INDEX, where=f"{key}[{i}]"))
     steps += [A.Normalize(mean=list(cfg.INPUT.MEAN), std=list(cfg.INPUT.STD), max_pixel_value=255.0),

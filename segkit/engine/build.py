@@ -6,7 +6,7 @@ import logging
 
 import torch
 
-from ..data import build_transforms
+from ..data import build_transforms, dataset_meta
 from ..models import build_model
 from .checkpoint import load_model_weights
 from .compat import check_checkpoint_config
@@ -20,20 +20,26 @@ logger = logging.getLogger(__name__)
 
 
 def build_sliding_window(cfg):
-    """TEST.MODE slide's window settings with the evaluation transforms minus their resize as the
-    normalisation; None for TEST.MODE whole."""
+    """TEST.MODE slide's window settings with the evaluation transforms minus their square resize as
+    the normalisation (under INPUT.GEOMETRY keep_ratio the windows slide over the image rescaled to
+    INPUT.SCALE, as mmseg's do); None for TEST.MODE whole."""
     if cfg.TEST.MODE != "slide":
         return None
-    transform = build_transforms(cfg, train=False, resize=False)
+    transform = build_transforms(cfg, train=False, resize=cfg.INPUT.GEOMETRY == "keep_ratio")
     return SlidingWindow.from_config(cfg, normalize=lambda rgb: transform(image=rgb)["image"].float())
 
 
 def build_evaluator(cfg, loss_fn) -> Evaluator:
+    """The Evaluator TEST.* asks for. Under INPUT.GEOMETRY keep_ratio the network-size score has no
+    meaning (every image has its own size), so TEST.RESOLUTION network scores at the original size."""
+    resolution = cfg.TEST.RESOLUTION
+    if cfg.INPUT.GEOMETRY == "keep_ratio" and resolution == "network":
+        resolution = "original"
     return Evaluator(loss_fn, num_classes=cfg.MODEL.NUM_CLASSES, ignore_index=cfg.DATA.IGNORE_INDEX,
                      threshold=cfg.TEST.THRESHOLD, amp_dtype=amp_dtype(cfg),
                      channels_last=cfg.MODEL.CHANNELS_LAST, tta_flip=cfg.TEST.TTA.FLIP,
-                     tta_scales=cfg.TEST.TTA.SCALES, resolution=cfg.TEST.RESOLUTION,
-                     slide=build_sliding_window(cfg))
+                     tta_scales=cfg.TEST.TTA.SCALES, resolution=resolution,
+                     slide=build_sliding_window(cfg), classes=dataset_meta(cfg).classes)
 
 
 def load_for_inference(cfg, path: str, device: torch.device, check_config: bool = True):

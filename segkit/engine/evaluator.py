@@ -26,9 +26,9 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data._utils.collate import default_collate
 
 from ..losses import probabilities
-from ..metrics import (METRICS, confusion_counts, micro_scores, per_image_from_counts, pixel_counts,
-                       predict_labels)
-from ..utils.distributed import gather_list
+from ..metrics import (CLASS_METRICS, METRICS, class_scores, confusion_matrices, counts_from_confusion, micro_scores,
+                       per_image_from_counts, pixel_counts, predict_labels)
+from ..utils.distributed import all_reduce_sum, gather_list
 from .precision import forward_batch
 from .tta import wrap_tta
 
@@ -72,23 +72,30 @@ class _WithOriginals(Dataset):
         return item
 
 
-def _collate_with_originals(items: List[dict]) -> dict:
-    """Stack what has one size; keep the originals (each its own size) as lists."""
-    batch = default_collate([{k: v for k, v in it.items() if not k.startswith("orig_")} for it in items])
-    for key in ("orig_image", "orig_mask"):
-        batch[key] = [it[key] for it in items]
-    return batch
+class _CollateWithOriginals:
+    """Collate the network-size part as the loader does (padding unequal keep-ratio images); keep
+    the originals (each its own size) as lists."""
+
+    def __init__(self, inner: Optional[Callable[[List[dict]], dict]] = None):
+        self.inner = inner or default_collate
+
+    def __call__(self, items: List[dict]) -> dict:
+        batch = self.inner([{k: v for k, v in it.items() if not k.startswith("orig_")} for it in items])
+        for key in ("orig_image", "orig_mask"):
+            batch[key] = [it[key] for it in items]
+        return batch
 
 
 def with_original_size(loader: DataLoader) -> DataLoader:
-    """The same loader (same sampler, batch size, workers) whose batches also carry each image's
-    original image and mask. ``loader.dataset`` must be a TransformedDataset."""
+    """The same loader (same sampler, batch size, workers, collate) whose batches also carry each
+    image's original image and mask. ``loader.dataset`` must be a TransformedDataset."""
     dataset = loader.dataset
     if not hasattr(dataset, "transform") or not hasattr(dataset, "dataset"):
         raise TypeError(f"original-resolution evaluation needs a loader over a TransformedDataset; "
                         f"got {type(dataset).__name__}")
+    inner = None if loader.collate_fn is default_collate else loader.collate_fn
     return DataLoader(_WithOriginals(dataset), batch_size=loader.batch_size, sampler=loader.sampler,
-                      num_workers=loader.num_workers, collate_fn=_collate_with_originals,
+                      num_workers=loader.num_workers, collate_fn=_CollateWithOriginals(inner),
                       pin_memory=loader.pin_memory)
 
 
@@ -96,14 +103,16 @@ class Evaluator:
     """Runs a model over a loader and returns per-image metrics and their summary.
 
     ``records`` holds one dict per image afterwards (name, size, every metric, and the pixel
-    counts micro metrics are summed from), gathered from every process when distributed.
+    counts micro metrics are summed from), gathered from every process when distributed;
+    ``confusion`` the (K, K) confusion matrix of each resolution scored, summed over processes.
     ``tta_flip``/``tta_scales`` wrap the model in test-time augmentation (segkit.engine.tta).
+    ``classes`` names the labels in the per-class table (default ``class_<i>``).
     """
 
     def __init__(self, loss_fn, num_classes: int = 1, ignore_index: int = 255, threshold: float = 0.5,
                  amp_dtype=None, channels_last: bool = False, keep_first: int = 4,
                  tta_flip: bool = False, tta_scales: Sequence[float] = (1.0,), resolution: str = "network",
-                 slide=None):
+                 slide=None, classes: Sequence[str] = ()):
         if resolution not in RESOLUTIONS:
             raise ValueError(f"TEST.RESOLUTION '{resolution}' is not one of {list(RESOLUTIONS)}")
         if slide is not None:
@@ -118,7 +127,11 @@ class Evaluator:
         self.tta_flip, self.tta_scales = bool(tta_flip), [float(s) for s in tta_scales]
         self.resolution = resolution
         self.slide = slide
+        self.num_labels = 2 if int(num_classes) == 1 else int(num_classes)
+        self.classes = [str(c) for c in classes] if len(classes) == self.num_labels else \
+            [f"class_{i}" for i in range(self.num_labels)]
         self.records: List[dict] = []
+        self.confusion: Dict[str, torch.Tensor] = {}
         self.first_batch: Optional[Dict[str, torch.Tensor]] = None
 
     @property
@@ -140,6 +153,8 @@ class Evaluator:
         if self.resolution != "network":
             loader = with_original_size(loader)
         self.records, self.first_batch = [], None
+        k = self.num_labels
+        self.confusion = {p: torch.zeros((k, k), dtype=torch.int64) for p in self.prefixes}
         try:
             for batch in loader:
                 self._run_batch(net, batch, device, on_image)
@@ -147,6 +162,9 @@ class Evaluator:
             model.train(was_training)
         # Every process's records; a distributed sampler pads shards with repeats, dropped by name.
         self.records = gather_list(self.records, key=lambda r: r["name"])
+        for p, cm in self.confusion.items():  # evaluation shards are not padded: summing counts no pixel twice
+            self.confusion[p] = torch.tensor(all_reduce_sum(*cm.flatten().tolist()), dtype=torch.float64
+                                             ).round().long().reshape(k, k)
         return self.summary()
 
     def summary(self) -> Dict[str, object]:
@@ -160,10 +178,10 @@ class Evaluator:
                 micro = micro_scores(*(torch.tensor(counts[k], dtype=torch.float64) for k in _COUNT_KEYS))
             else:
                 micro = {k: float("nan") for k in METRICS}
-            for key in METRICS:
-                out[f"{prefix}{key}_micro"] = micro[key]
-                if self.num_classes > 1 and f"{key}_per_class" in micro:
-                    out[f"{prefix}{key}_per_class"] = micro[f"{key}_per_class"]
+            if self.num_classes == 1:  # the foreground class over the whole split
+                out.update({f"{prefix}{key}_micro": micro[key] for key in METRICS})
+            out.update(self.class_summary(prefix))
+        out["classes"] = list(self.classes)
         out["n"] = len(self.records)
         out["resolution"] = self.resolution
         if self.slide is not None:
@@ -173,11 +191,31 @@ class Evaluator:
             out["tta"] = {"flip": self.tta_flip, "scales": self.tta_scales}
         return out
 
-    def _scores(self, logits: torch.Tensor, masks: torch.Tensor, prefix: str) -> List[dict]:
-        """One dict per image: loss, every metric and the raw counts, keys with ``prefix``."""
+    def class_summary(self, prefix: str = "") -> Dict[str, object]:
+        """mmseg's names over the split from the confusion matrix: ``mIoU``, ``mDice``, ``mAcc``,
+        ``mPrecision``, ``aAcc``; ``per_class`` (one row per named label: IoU, Dice, Acc,
+        Precision, pixel counts) and ``confusion`` (rows = truth), keys with ``prefix``."""
+        cm = self.confusion.get(prefix)
+        if cm is None:
+            cm = torch.zeros((self.num_labels, self.num_labels), dtype=torch.int64)
+        scores = class_scores(cm)
+        out: Dict[str, object] = {f"{prefix}{k}": scores[k] for k in ("mIoU", "mDice", "mAcc", "mPrecision", "aAcc")}
+        columns = CLASS_METRICS + ("gt_pixels", "pred_pixels")
+        out[f"{prefix}per_class"] = [{"class": name, **{c: scores[c][i] for c in columns}}
+                                     for i, name in enumerate(self.classes)]
+        out[f"{prefix}confusion"] = cm.tolist()
+        return out
+
+    def _scores(self, logits: torch.Tensor, masks: torch.Tensor, prefix: str, confusion: Optional[str] = None
+                ) -> List[dict]:
+        """One dict per image: loss, every metric and the raw counts, keys with ``prefix``; the
+        pixels also go into the confusion matrix of resolution ``confusion`` (a key prefix)."""
         losses = self.loss_fn.per_image(logits, masks)
         pred = predict_labels(logits, self.threshold)
-        tp, fp, fn = confusion_counts(pred, masks, self.num_classes, self.ignore_index)
+        matrices = confusion_matrices(pred, masks, self.num_labels, self.ignore_index)
+        if confusion is not None and confusion in self.confusion:
+            self.confusion[confusion] += matrices.sum(0)
+        tp, fp, fn = counts_from_confusion(matrices, self.num_classes)
         correct, valid = pixel_counts(pred, masks, self.ignore_index)
         scores = per_image_from_counts(tp, fp, fn, correct, valid)
         rows = []
@@ -193,15 +231,19 @@ class Evaluator:
         if self.slide is not None:
             return self._run_slide(model, batch, device, on_image)
         images, masks, logits = forward_batch(model, batch, device, self.amp_dtype, self.channels_last)
-        network = self._scores(logits, masks, "")
+        network = self._scores(logits, masks, "", confusion="" if self.resolution != "original" else None)
         if self.resolution == "network":
             rows = network
         else:
             rows = []
+            where = "" if self.resolution == "original" else "orig_"
+            sizes = batch.get("size")
             for i, orig_mask in enumerate(batch["orig_mask"]):
-                up = self._resize(logits[i:i + 1], orig_mask.shape)
+                # a padded keep-ratio batch: this image's logits without the padding
+                own = logits[i:i + 1] if sizes is None else logits[i:i + 1, :, :int(sizes[i][0]), :int(sizes[i][1])]
+                up = self._resize(own, orig_mask.shape)
                 target = torch.as_tensor(np.asarray(orig_mask), device=up.device).long()[None]
-                original = self._scores(up, target, "")[0]
+                original = self._scores(up, target, "", confusion=where)[0]
                 # With both, the plain keys stay network-size (as before) and original ones get orig_.
                 rows.append(original if self.resolution == "original"
                             else {**network[i], **{"orig_" + k: v for k, v in original.items()}})
@@ -228,7 +270,7 @@ class Evaluator:
         for i, (name, rgb, orig_mask) in enumerate(zip(batch["name"], batch["orig_image"], batch["orig_mask"])):
             logits = self.slide(model, np.asarray(rgb), device, self.amp_dtype, self.channels_last, name=name)
             target = torch.as_tensor(np.asarray(orig_mask), device=logits.device).long()[None]
-            row = {**self._scores(logits, target, "")[0], "name": name, "height": int(target.shape[-2]),
+            row = {**self._scores(logits, target, "", confusion="")[0], "name": name, "height": int(target.shape[-2]),
                    "width": int(target.shape[-1])}
             self.records.append(row)
             if on_image is not None:

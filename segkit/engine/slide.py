@@ -77,10 +77,12 @@ class SlidingWindow:
     @classmethod
     def from_config(cls, cfg, normalize=None) -> Optional["SlidingWindow"]:
         """The config's sliding window, or None for TEST.MODE whole. CROP_SIZE 0 means INPUT.SIZE
-        and STRIDE 0 two thirds of the crop (mmseg's usual 512/341)."""
+        (INPUT.CROP_SIZE, the training crop, under INPUT.GEOMETRY keep_ratio) and STRIDE 0 two
+        thirds of the crop (mmseg's usual 512/341)."""
         if cfg.TEST.MODE != "slide":
             return None
-        crop = _pair(cfg.TEST.CROP_SIZE) if cfg.TEST.CROP_SIZE else _pair(cfg.INPUT.SIZE)
+        default = cfg.INPUT.CROP_SIZE if cfg.INPUT.GEOMETRY == "keep_ratio" else cfg.INPUT.SIZE
+        crop = _pair(cfg.TEST.CROP_SIZE) if cfg.TEST.CROP_SIZE else _pair(default)
         stride = _pair(cfg.TEST.STRIDE) if cfg.TEST.STRIDE else tuple(max(1, c * 2 // 3) for c in crop)
         return cls(crop, stride, scale=cfg.TEST.SCALE, weight=cfg.TEST.SLIDE_WEIGHT,
                    batch_size=cfg.TEST.BATCH_SIZE, normalize=normalize)

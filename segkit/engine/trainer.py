@@ -19,15 +19,16 @@ import torch
 
 from ..config import dump_config
 from ..data import build_dataloader, preflight
-from ..losses import build_loss
 from ..metrics import dice_per_image, predict_labels
 from ..solver import build_optimizer, build_scheduler
+from ..utils.files import atomic_write_json
 from ..utils.process import configure_allocator
 from .checkpoint import load_checkpoint, load_model_weights
 from ..utils.distributed import (all_reduce_max, all_reduce_sum, barrier, broadcast_buffers, is_distributed,
                                  is_main_process)
 from .distributed import init_distributed, local_device, wrap_model
 from .build import build_evaluator, prepare_model
+from .class_stats import build_run_loss, class_weight_record
 from .hooks import HookBase, build_hooks
 from .launch import seed_everything
 from ..utils.device import resolve_device
@@ -100,8 +101,8 @@ class Trainer:
         self.model = prepare_model(cfg, self.device)
         self.train_model = wrap_model(self.model, self.device, sync_bn=cfg.MODEL.SYNC_BN)
         self.model_arch = getattr(self.model, "arch", {})
-        self.loss_fn = build_loss(cfg)
         bad = preflight(cfg)
+        self.loss_fn = build_run_loss(cfg, exclude=bad)
         self.train_loader = build_dataloader(cfg, "train", exclude=bad)
         self.val_loader = build_dataloader(cfg, "val", exclude=bad) if cfg.DATA.VAL_FRACTION > 0 else None
         self.evaluator = build_evaluator(cfg, self.loss_fn)
@@ -196,6 +197,9 @@ class Trainer:
                                        ", ".join(removed))
             if not self._claimed:
                 dump_config(self.cfg, os.path.join(self.output_dir, "config.yaml"))
+                weights = class_weight_record(self.cfg, self.loss_fn)
+                if weights is not None:  # what a CLASS_WEIGHT rule came to, beside the config that named it
+                    atomic_write_json(os.path.join(self.output_dir, "class_weights.json"), weights)
         except BaseException:
             lock.release()
             raise

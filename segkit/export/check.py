@@ -12,7 +12,7 @@ from typing import Dict, Optional
 
 import torch
 
-from ..data import build_dataloader
+from ..data import build_dataloader, input_size
 from ..engine import prepare_model
 from .exporters import default_output, export_model, load_exported, max_abs_diff
 
@@ -26,6 +26,7 @@ def _real_images(cfg, size: int) -> Optional[torch.Tensor]:
     cfg = cfg.clone()
     cfg.defrost()
     cfg.DATA.NUM_WORKERS, cfg.TEST.BATCH_SIZE, cfg.INPUT.SIZE = 0, 1, size
+    cfg.INPUT.GEOMETRY = "square"  # a real picture at the checked size, whatever the pipeline
     for split in ("test", "val"):
         try:
             return next(iter(build_dataloader(cfg, split)))["image"]
@@ -46,8 +47,10 @@ def export_and_check(cfg, checkpoint: str, fmt: str, output: Optional[str] = Non
     """Write ``checkpoint`` as ``fmt`` (onnx or torchscript) and compare it with PyTorch.
 
     Returns the file, the largest |logit difference| of each check and overall, and ``ok``
-    (that difference within ``tolerance``)."""
-    size = int(size or cfg.INPUT.SIZE)
+    (that difference within ``tolerance``). Under INPUT.GEOMETRY keep_ratio every image has its own
+    size, so the export always takes any size (``dynamic``)."""
+    dynamic = bool(dynamic) or cfg.INPUT.GEOMETRY == "keep_ratio"
+    size = int(size or max(input_size(cfg)))
     if size <= 0:
         raise ValueError(f"--size must be a positive number of pixels, got {size}")
     model = prepare_model(cfg, torch.device("cpu"), weights=checkpoint).float().eval()

@@ -25,8 +25,8 @@ from ..data import build_dataloader, build_dataset, build_transforms
 from ..data.build import TransformedDataset
 from ..engine import prepare_model
 from ..engine.build import build_evaluator
+from ..engine.class_stats import build_run_loss
 from ..engine.onnx_model import CONFIG_METADATA_KEY, OnnxRuntimeModel, require
-from ..losses import build_loss
 from .exporters import export_model, set_metadata
 
 __all__ = ["quantize_checkpoint", "quantize_onnx", "calibration_batches", "QuantizationError",
@@ -115,7 +115,7 @@ def quantize_onnx(fp32_path: str, output: str, batches: Sequence[np.ndarray], me
 
 def _score(cfg, model, split: str) -> Dict:
     """Mean Dice of ``model`` on ``split`` (segkit's evaluator, network size) and its predictions."""
-    evaluator = build_evaluator(cfg, build_loss(cfg))
+    evaluator = build_evaluator(cfg, build_run_loss(cfg))
     evaluator.amp_dtype, evaluator.channels_last, evaluator.slide = None, False, None
     evaluator.resolution = "network"
     preds: Dict[str, np.ndarray] = {}

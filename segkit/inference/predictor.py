@@ -8,18 +8,19 @@ to the input's size before thresholding, which is how ``--resolution original`` 
     result = predictor("cat.jpg")          # or a PIL image, or an (H, W[, C]) array
     result.mask                            # (H, W) uint8 labels, 1 = pet for binary models
     result.prob                            # (H, W) foreground probability, or (C, H, W)
+    result.classes, result.colour          # label names; (H, W, 3) mask in the dataset's colours
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data import build_transforms
+from ..data import build_transforms, dataset_meta, pad_batch
 from ..engine.build import build_sliding_window, load_for_inference
 from ..engine.precision import amp_dtype, autocast_context, main_output
 from ..utils.device import resolve_device
@@ -27,6 +28,7 @@ from ..engine.tta import wrap_tta
 from ..losses import probabilities
 from ..metrics import predict_labels
 from ..utils.images import ImageLike, to_rgb
+from ..visualize import colour_mask
 
 __all__ = ["Predictor", "Prediction"]
 
@@ -34,10 +36,23 @@ __all__ = ["Predictor", "Prediction"]
 
 @dataclass
 class Prediction:
-    """One image's result, both arrays at the image's own height and width."""
+    """One image's result, every array at the image's own height and width. ``classes[i]`` names
+    label ``i`` and ``palette[i]`` is its colour (the dataset's, see ``segkit.data.dataset_meta``)."""
 
     mask: np.ndarray   # (H, W) uint8 labels
     prob: np.ndarray   # (H, W) foreground probability (binary) or (C, H, W) class probabilities
+    classes: Tuple[str, ...] = ()
+    palette: Optional[np.ndarray] = None
+
+    @property
+    def colour(self) -> np.ndarray:
+        """(H, W, 3) uint8: each pixel in its label's colour."""
+        return colour_mask(self.mask, self.palette)
+
+    def class_pixels(self) -> Dict[str, int]:
+        """Pixels per class name, for the labels present."""
+        counts = np.bincount(self.mask.ravel(), minlength=len(self.classes))
+        return {name: int(counts[i]) for i, name in enumerate(self.classes) if counts[i]}
 
 
 _PRECISIONS = {"fp32": None, "float32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
@@ -83,6 +98,8 @@ class Predictor:
         self.cfg = _load_cfg(config)
         cfg = self.cfg
         self.num_classes = int(cfg.MODEL.NUM_CLASSES)
+        meta = dataset_meta(cfg)
+        self.classes, self.palette = meta.classes, meta.palette
         self.threshold = float(cfg.TEST.THRESHOLD if threshold is None else threshold)
         self.batch_size = int(batch_size or cfg.TEST.BATCH_SIZE)
         self.transform = build_transforms(cfg, train=False)
@@ -124,14 +141,17 @@ class Predictor:
         out: List[Prediction] = []
         for start in range(0, len(rgbs), self.batch_size):
             chunk = rgbs[start:start + self.batch_size]
-            x = torch.stack([self.transform(image=im)["image"] for im in chunk]).float().to(self.device)
+            tensors = [self.transform(image=im)["image"] for im in chunk]
+            # keep-ratio images differ in size: padded to one batch, each cropped back below
+            x = pad_batch(tensors, 0.0).float().to(self.device)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast_context(self.device, self.dtype):
                 logits = main_output(self.model(x))
             logits = logits.float()
-            for im, lg in zip(chunk, logits):
-                out.append(self._prediction(F.interpolate(lg[None], size=im.shape[:2], mode="bilinear",
+            for im, t, lg in zip(chunk, tensors, logits):
+                own = lg[None, :, :t.shape[-2], :t.shape[-1]]
+                out.append(self._prediction(F.interpolate(own, size=im.shape[:2], mode="bilinear",
                                                           align_corners=False)[0]))
         return out
 
@@ -139,4 +159,5 @@ class Predictor:
         """(K, H, W) logits at the image's size -> its mask and probabilities."""
         mask = predict_labels(logits[None], self.threshold)[0].to(torch.uint8).cpu().numpy()
         prob = probabilities(logits[None])[0].cpu().numpy()
-        return Prediction(mask=mask, prob=prob[0] if self.num_classes == 1 else prob)
+        return Prediction(mask=mask, prob=prob[0] if self.num_classes == 1 else prob, classes=self.classes,
+                          palette=self.palette)

@@ -1,24 +1,34 @@
 """Cross-entropy: sigmoid BCE for one output channel, softmax CE for several."""
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..registry import LOSSES
-from .pixels import batch_mean, per_image_mean, valid_mask
+from .pixelwise import PixelAveragedLoss
 
 
 @LOSSES.register(name="bce")
-class CrossEntropy(nn.Module):
+class CrossEntropy(PixelAveragedLoss):
     """BCE-with-logits (one channel) or cross-entropy (C > 1), averaged over labelled pixels.
 
     With no ignored pixels the batch value equals ``nn.BCEWithLogitsLoss()`` on the same
-    tensors, which is what the lab recipe trains with.
+    tensors, which is what the lab recipe trains with. Imbalance: ``pos_weight`` weighs a
+    binary model's foreground pixels (as BCEWithLogitsLoss does); ``class_weight`` (C weights)
+    weighs a multi-class model's classes, giving ``nn.CrossEntropyLoss(weight=…)``'s value.
+    Each is refused on the other kind of model rather than silently ignored.
     """
 
-    def __init__(self, ignore_index: int = 255, pos_weight: float = None):
-        super().__init__()
-        self.ignore_index = ignore_index
+    term = "bce"
+
+    def __init__(self, ignore_index: int = 255, pos_weight: float = None, class_weight=None):
+        super().__init__(ignore_index, class_weight)
         self.pos_weight = pos_weight
+
+    def check_channels(self, channels: int) -> None:
+        super().check_channels(channels)
+        if self.pos_weight is not None and channels > 1:
+            raise ValueError(f"bce: pos_weight weighs the foreground of a binary model (1 output channel), but this "
+                             f"model has {channels}: weigh its classes with CLASS_WEIGHT (a list of {channels} "
+                             f"weights, median_frequency or inverse_sqrt_frequency) instead")
 
     def pixel_losses(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
@@ -27,9 +37,3 @@ class CrossEntropy(nn.Module):
             t = (target == 1).float()
             return F.binary_cross_entropy_with_logits(logits[:, 0], t, reduction="none", pos_weight=pw)
         return F.cross_entropy(logits, target.long(), ignore_index=self.ignore_index, reduction="none")
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return batch_mean(self.pixel_losses(logits, target), valid_mask(target, self.ignore_index))
-
-    def per_image(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return per_image_mean(self.pixel_losses(logits, target), valid_mask(target, self.ignore_index))

@@ -23,7 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = ["IMAGE_EXTENSIONS", "WIDE_MODES", "ImageLike", "DECODE_VERSION", "DecodedImage", "load_rgb",
            "decode_rgb", "decode_image", "pil_to_rgb", "array_to_rgb", "to_rgb", "exif_orientation",
-           "read_orientation", "orient_array", "read_label", "describe_orientation"]
+           "read_orientation", "orient_array", "read_label", "describe_orientation", "DraftSize", "draft_request"]
 
 # What the folder datasets and `segkit infer` take for images when they list a folder.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
@@ -77,21 +77,37 @@ def decode_rgb(path: str, draft_size: Optional[int] = None) -> Tuple[np.ndarray,
     return decoded.rgb, decoded.size
 
 
-def decode_image(path: str, draft_size: Optional[int] = None) -> DecodedImage:
+DraftSize = Union[int, Callable[[int, int], Tuple[int, int]], None]
+
+
+def draft_request(draft_size: DraftSize, width: int, height: int) -> Optional[Tuple[int, int]]:
+    """The (width, height) a JPEG decode must still cover: ``draft_size`` on both sides, or what a
+    callable ``draft_size(width, height)`` asks for an image of that stored size; None: full size."""
+    if not draft_size:
+        return None
+    if callable(draft_size):
+        w, h = draft_size(width, height)
+        return int(w), int(h)
+    return int(draft_size), int(draft_size)
+
+
+def decode_image(path: str, draft_size: DraftSize = None) -> DecodedImage:
     """``load_rgb``'s pixels, the image's upright (width, height) at full scale, and the EXIF
     orientation applied, which a label of this image must get too (``read_label``).
 
     With ``draft_size``, a JPEG is decoded by libjpeg at 1/2, 1/4 or 1/8 scale, the smallest
     that still has at least ``draft_size`` pixels on both sides (PIL's ``draft``), for a
     caller that resizes to that size anyway: several times less decoding work, nearly the
-    same pixels after the resize. Other formats decode in full. ``size`` is the full-scale
-    size either way.
+    same pixels after the resize. A callable ``draft_size(width, height) -> (w, h)`` asks for a
+    size that depends on the image's stored size (a rescale that keeps the aspect ratio).
+    Other formats decode in full. ``size`` is the full-scale size either way.
     """
     try:
         with Image.open(path) as img:
             width, height = img.size
-            if draft_size and img.format == "JPEG":
-                img.draft("RGB", (int(draft_size), int(draft_size)))
+            request = draft_request(draft_size, width, height) if img.format == "JPEG" else None
+            if request:
+                img.draft("RGB", request)
             img.load()  # a PNG's eXIf chunk may follow its pixels
             orientation = exif_orientation(img)
             if orientation != 1:

@@ -47,7 +47,9 @@ class TextLoggerHook(HookBase):
         done = t.epoch + 1 - self._start_epoch
         per_epoch = (time.perf_counter() - self._start) / max(1, done)
         eta = datetime.timedelta(seconds=round(per_epoch * (t.max_epochs - t.epoch - 1)))
-        metrics = "  ".join(f"{k} {_fmt(v)}" for k, v in t.epoch_metrics.items() if not k.endswith("_std"))
+        # per-class values (val/IoU/<class>) go to TensorBoard and metrics.jsonl, not this one line
+        metrics = "  ".join(f"{k} {_fmt(v)}" for k, v in t.epoch_metrics.items()
+                            if not k.endswith("_std") and k.count("/") < 2)
         logger.info("epoch %d/%d  %s  eta %s", t.epoch + 1, t.max_epochs, metrics, eta)
 
     def after_train(self) -> None:

@@ -3,11 +3,14 @@ import logging
 import os
 import warnings
 
+import numpy as np
 import torch
 from torchvision.utils import make_grid
 
+from ...data import dataset_meta, input_size
 from ...data.transforms import denormalize
 from ...registry import HOOKS
+from ...utils.palette import generic_palette
 from ..checkpoint import unwrap
 from .base import HookBase
 
@@ -19,28 +22,42 @@ _TAGS = {"train/loss": "Train/Loss", "train/dice": "Train/Dice", "val/loss": "Va
 
 
 def _tag(key: str) -> str:
-    return _TAGS.get(key) or "/".join(p[:1].upper() + p[1:] for p in key.split("/"))
+    """"val/iou" → "Val/Iou"; mmseg's mixed-case names stay as written ("val/mIoU" → "Val/mIoU",
+    "val/IoU/road" → "Val/IoU/road": the class name as the dataset spells it)."""
+    if key in _TAGS:
+        return _TAGS[key]
+    head, *rest = key.split("/")
+    if rest and rest[0] != rest[0].lower():  # mixed case: leave the rest alone
+        return "/".join([head[:1].upper() + head[1:], *rest])
+    return "/".join(p[:1].upper() + p[1:] for p in key.split("/"))
 
 
-def prediction_grid(batch: dict, mean, std, threshold: float = 0.5, ignore_index: int = 255) -> torch.Tensor:
-    """One row per image: denormalised image | ground truth | probability | binary mask.
+def prediction_grid(batch: dict, mean, std, threshold: float = 0.5, ignore_index: int = 255,
+                    palette=None) -> torch.Tensor:
+    """One row per image: denormalised image | ground truth | probability | predicted mask.
 
-    Ignored ground-truth pixels show as mid grey. With several classes, the probability column
-    shows the foreground (1 − background) probability and the mask column the argmax label.
+    Binary models: ground truth and mask in black and white, ignored pixels mid grey. With several
+    classes, ground truth and mask are painted in the dataset's ``palette`` (ignored pixels grey)
+    and the probability column shows the confidence of the predicted class.
     """
     images = denormalize(batch["image"].float(), mean, std)
     masks, probs = batch["mask"], batch["prob"].float()
+    ignored = (masks == ignore_index).unsqueeze(1)
     if probs.shape[1] == 1:
-        fg, label = probs[:, 0], (probs[:, 0] > threshold).float()
-        gt = masks.float().clamp(0, 1)
+        conf, label = probs[:, 0], (probs[:, 0] > threshold).float()
+        gt = masks.float().clamp(0, 1).unsqueeze(1).expand(-1, 3, -1, -1)
+        pred = label.unsqueeze(1).expand(-1, 3, -1, -1)
     else:
-        n = probs.shape[1] - 1
-        fg, label = 1 - probs[:, 0], probs.argmax(1).float() / n
-        gt = masks.float().clamp(0, n) / n
-    gt = torch.where(masks == ignore_index, torch.full_like(gt, 0.5), gt)
+        conf, label = probs.max(1)
+        colours = torch.as_tensor(np.asarray(palette if palette is not None else generic_palette(probs.shape[1])),
+                                  dtype=torch.float32) / 255.0
+        k = colours.shape[0] - 1
+        gt = colours[masks.long().clamp(0, k)].permute(0, 3, 1, 2)
+        pred = colours[label.long().clamp(0, k)].permute(0, 3, 1, 2)
+    gt = torch.where(ignored, torch.full_like(gt, 0.5), gt)
     rows = []
     for i in range(images.shape[0]):
-        rows += [images[i]] + [m[i].unsqueeze(0).expand(3, -1, -1) for m in (gt, fg, label)]
+        rows += [images[i], gt[i], conf[i].unsqueeze(0).expand(3, -1, -1), pred[i]]
     return make_grid(torch.stack(rows), nrow=4, padding=2)
 
 
@@ -70,8 +87,7 @@ class TensorBoardHook(HookBase):
     def _add_graph(self) -> None:
         t = self.trainer
         model = unwrap(t.model)
-        size = t.cfg.INPUT.SIZE
-        example = torch.zeros(1, t.cfg.MODEL.IN_CHANNELS, size, size, device=t.device)
+        example = torch.zeros(1, t.cfg.MODEL.IN_CHANNELS, *input_size(t.cfg), device=t.device)
         was_training = model.training
         model.eval()
         try:
@@ -92,7 +108,7 @@ class TensorBoardHook(HookBase):
         if batch is not None and self.max_images > 0:
             batch = {k: v[: self.max_images] for k, v in batch.items()}
             grid = prediction_grid(batch, t.cfg.INPUT.MEAN, t.cfg.INPUT.STD, t.cfg.TEST.THRESHOLD,
-                                   t.cfg.DATA.IGNORE_INDEX)
+                                   t.cfg.DATA.IGNORE_INDEX, palette=dataset_meta(t.cfg).palette)
             self.writer.add_image("Val/Image_GT_Prob_Mask", grid, t.epoch + 1)
         self.writer.flush()
 
